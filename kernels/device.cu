@@ -1,0 +1,11 @@
+/* The device, as the host driver needs to know it. */
+#include "kernels/kernels.h"
+
+extern "C" int gpt2_cuda_device_count(void) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no device" error for later callers */
+        return 0;
+    }
+    return count;
+}

@@ -1,0 +1,309 @@
+#include "model/cpu_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Weights: every tensor converted to fp32 into one allocation.
+ */
+
+static size_t weights_floats(const gpt2_config *c) {
+    size_t C = (size_t)c->n_embd, V = (size_t)c->vocab_size, P = (size_t)c->n_positions;
+    size_t per_layer = 2 * C + C * 3 * C + 3 * C + C * C + C + 2 * C + C * 4 * C + 4 * C +
+                       4 * C * C + C;
+    return V * C + P * C + (size_t)c->n_layer * per_layer + 2 * C;
+}
+
+/* Hands out consecutive slices of the storage and fills each from its tensor. */
+typedef struct {
+    float *next;
+} weight_carver;
+
+static float *carve(weight_carver *carver, const gpt2_tensor *t) {
+    float *slice = carver->next;
+    gpt2_tensor_to_f32(t, slice);
+    carver->next += t->numel;
+    return slice;
+}
+
+static int load_weights(cpu_weights *w, const gpt2_checkpoint *ckpt) {
+    const gpt2_config *c = &ckpt->config;
+    size_t extra = ckpt->lm_head_tied ? 0 : (size_t)c->vocab_size * (size_t)c->n_embd;
+    w->storage = malloc((weights_floats(c) + extra) * sizeof(float));
+    w->layers = calloc((size_t)c->n_layer, sizeof(cpu_layer_weights));
+    if (!w->storage || !w->layers) return -1;
+
+    weight_carver carver = {w->storage};
+    w->wte = carve(&carver, &ckpt->wte);
+    w->wpe = carve(&carver, &ckpt->wpe);
+    for (int l = 0; l < c->n_layer; l++) {
+        const gpt2_layer_tensors *src = &ckpt->layers[l];
+        cpu_layer_weights *dst = &w->layers[l];
+        dst->ln_1_w = carve(&carver, &src->ln_1_w);
+        dst->ln_1_b = carve(&carver, &src->ln_1_b);
+        dst->attn_w = carve(&carver, &src->attn_w);
+        dst->attn_b = carve(&carver, &src->attn_b);
+        dst->attn_proj_w = carve(&carver, &src->attn_proj_w);
+        dst->attn_proj_b = carve(&carver, &src->attn_proj_b);
+        dst->ln_2_w = carve(&carver, &src->ln_2_w);
+        dst->ln_2_b = carve(&carver, &src->ln_2_b);
+        dst->fc_w = carve(&carver, &src->fc_w);
+        dst->fc_b = carve(&carver, &src->fc_b);
+        dst->mlp_proj_w = carve(&carver, &src->mlp_proj_w);
+        dst->mlp_proj_b = carve(&carver, &src->mlp_proj_b);
+    }
+    w->ln_f_w = carve(&carver, &ckpt->ln_f_w);
+    w->ln_f_b = carve(&carver, &ckpt->ln_f_b);
+    w->lm_head = ckpt->lm_head_tied ? w->wte : carve(&carver, &ckpt->lm_head);
+    return 0;
+}
+
+static void free_weights(cpu_weights *w) {
+    free(w->storage);
+    free(w->layers);
+    *w = (cpu_weights){0};
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Ops. Row-major activations; Conv1D weights in [in, out] layout as HF stores them.
+ */
+
+/* out[t, :] = LayerNorm(x[t, :]) * weight + bias, statistics in double. */
+static void layernorm(float *out, const float *x, const float *weight, const float *bias, int T,
+                      int C, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *row = x + (size_t)t * C;
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < C; i++) mean += row[i];
+        mean /= C;
+        for (int i = 0; i < C; i++) var += (row[i] - mean) * (row[i] - mean);
+        var /= C;
+        float inv_std = (float)(1.0 / sqrt(var + eps));
+        for (int i = 0; i < C; i++)
+            out[(size_t)t * C + i] = (float)(row[i] - mean) * inv_std * weight[i] + bias[i];
+    }
+}
+
+/*
+ * out[t, o] = bias[o] + sum_i x[t, i] * w[i, o]. Threads split rows and column blocks, so a
+ * single decode row still spreads across cores; the inner loop runs along w's rows.
+ */
+static void matmul_bias(float *out, const float *x, const float *w, const float *bias, int T,
+                        int in, int outs) {
+    enum { COLUMN_BLOCK = 256 };
+    const int n_blocks = (outs + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b < n_blocks; b++) {
+            const int o0 = b * COLUMN_BLOCK, o1 = o0 + COLUMN_BLOCK < outs ? o0 + COLUMN_BLOCK : outs;
+            float *dst = out + (size_t)t * outs;
+            for (int o = o0; o < o1; o++) dst[o] = bias[o];
+            for (int i = 0; i < in; i++) {
+                const float xi = x[(size_t)t * in + i];
+                const float *w_row = w + (size_t)i * outs;
+                for (int o = o0; o < o1; o++) dst[o] += xi * w_row[o];
+            }
+        }
+    }
+}
+
+/* GPT-2's GELU, the tanh approximation ("gelu_new"). */
+static void gelu_tanh(float *x, size_t n) {
+    const float sqrt_2_over_pi = 0.7978845608028654f;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(sqrt_2_over_pi * (v + 0.044715f * v * v * v)));
+    }
+}
+
+static void add_inplace(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/*
+ * Causal multi-head attention of T new tokens at positions [pos0, pos0 + T) against the cached
+ * keys and values of positions [0, pos0 + T). q rows are the first C columns of qkv.
+ */
+static void attention(float *out, const float *qkv, const kv_cache_cpu *cache, int layer,
+                      int pos0, int T, int n_head, float *scores) {
+    const int C = cache->n_embd, D = GPT2_HEAD_SIZE;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int t = 0; t < T; t++) {
+        int n_ctx = pos0 + t + 1;
+        for (int h = 0; h < n_head; h++) {
+            const float *q = qkv + (size_t)t * 3 * C + h * D;
+            float max_score = -INFINITY;
+            for (int p = 0; p < n_ctx; p++) {
+                const float *k = kv_cache_cpu_k_row(cache, layer, p) + h * D;
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) dot += q[d] * k[d];
+                scores[p] = dot * scale;
+                if (scores[p] > max_score) max_score = scores[p];
+            }
+            float sum = 0.0f;
+            for (int p = 0; p < n_ctx; p++) {
+                scores[p] = expf(scores[p] - max_score);
+                sum += scores[p];
+            }
+            float *o = out + (size_t)t * C + h * D;
+            memset(o, 0, D * sizeof(float));
+            for (int p = 0; p < n_ctx; p++) {
+                const float *v = kv_cache_cpu_v_row(cache, layer, p) + h * D;
+                float weight = scores[p] / sum;
+                for (int d = 0; d < D; d++) o[d] += weight * v[d];
+            }
+        }
+    }
+}
+
+/* logits[v] = dot(x, lm_head[v, :]) for one row x. */
+static void lm_head_row(float *logits, const float *x, const float *lm_head, int V, int C) {
+#pragma omp parallel for schedule(static)
+    for (int v = 0; v < V; v++) {
+        const float *w = lm_head + (size_t)v * C;
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += x[i] * w[i];
+        logits[v] = dot;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The model.
+ */
+
+static int alloc_activations(cpu_activations *a, const gpt2_config *c, int max_chunk) {
+    size_t T = (size_t)max_chunk, C = (size_t)c->n_embd;
+    a->max_chunk = max_chunk;
+    a->residual = malloc(T * C * sizeof(float));
+    a->normed = malloc(T * C * sizeof(float));
+    a->qkv = malloc(T * 3 * C * sizeof(float));
+    a->attn_out = malloc(T * C * sizeof(float));
+    a->hidden = malloc(T * 4 * C * sizeof(float));
+    a->scores = malloc((size_t)c->n_positions * sizeof(float));
+    if (!a->residual || !a->normed || !a->qkv || !a->attn_out || !a->hidden || !a->scores)
+        return -1;
+    return 0;
+}
+
+static void free_activations(cpu_activations *a) {
+    free(a->residual);
+    free(a->normed);
+    free(a->qkv);
+    free(a->attn_out);
+    free(a->hidden);
+    free(a->scores);
+    *a = (cpu_activations){0};
+}
+
+int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chunk, char *err,
+                     size_t err_len) {
+    const gpt2_config *c = &ckpt->config;
+    *model = (cpu_model){.config = *c};
+    if (max_chunk < 1 || max_chunk > c->n_positions) max_chunk = c->n_positions;
+    if (load_weights(&model->weights, ckpt) != 0 ||
+        kv_cache_cpu_create(&model->cache, c->n_layer, c->n_positions, c->n_embd) != 0 ||
+        alloc_activations(&model->act, c, max_chunk) != 0) {
+        snprintf(err, err_len, "cpu backend: out of host memory for a %d-layer, %d-wide model",
+                 c->n_layer, c->n_embd);
+        cpu_model_destroy(model);
+        return -1;
+    }
+    return 0;
+}
+
+void cpu_model_destroy(cpu_model *model) {
+    free_weights(&model->weights);
+    kv_cache_cpu_destroy(&model->cache);
+    free_activations(&model->act);
+}
+
+void cpu_model_reset(cpu_model *model) { model->cache.len = 0; }
+
+static int check_forward_args(const cpu_model *model, const int32_t *tokens, int n, char *err,
+                              size_t err_len) {
+    const gpt2_config *c = &model->config;
+    if (n < 1 || n > model->act.max_chunk) {
+        snprintf(err, err_len, "cpu backend: %d tokens in one call, expected 1..%d", n,
+                 model->act.max_chunk);
+        return -1;
+    }
+    if (model->cache.len + n > c->n_positions) {
+        snprintf(err, err_len, "cpu backend: %d cached + %d new tokens exceed n_positions = %d",
+                 model->cache.len, n, c->n_positions);
+        return -1;
+    }
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size) {
+            snprintf(err, err_len, "cpu backend: token id %d out of range [0, %d)", tokens[t],
+                     c->vocab_size);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void embed(cpu_model *model, const int32_t *tokens, int n, int pos0) {
+    const int C = model->config.n_embd;
+    for (int t = 0; t < n; t++) {
+        const float *tok = model->weights.wte + (size_t)tokens[t] * C;
+        const float *pos = model->weights.wpe + (size_t)(pos0 + t) * C;
+        float *x = model->act.residual + (size_t)t * C;
+        for (int i = 0; i < C; i++) x[i] = tok[i] + pos[i];
+    }
+}
+
+static void store_kv(cpu_model *model, int layer, int pos0, int n) {
+    const int C = model->config.n_embd;
+    for (int t = 0; t < n; t++) {
+        const float *row = model->act.qkv + (size_t)t * 3 * C;
+        memcpy(kv_cache_cpu_k_row(&model->cache, layer, pos0 + t), row + C, C * sizeof(float));
+        memcpy(kv_cache_cpu_v_row(&model->cache, layer, pos0 + t), row + 2 * C, C * sizeof(float));
+    }
+}
+
+/* One transformer block on n rows of the residual stream. */
+static void block_forward(cpu_model *model, int layer, int pos0, int n) {
+    const gpt2_config *c = &model->config;
+    const cpu_layer_weights *w = &model->weights.layers[layer];
+    cpu_activations *a = &model->act;
+    const int C = c->n_embd;
+
+    layernorm(a->normed, a->residual, w->ln_1_w, w->ln_1_b, n, C, c->layer_norm_eps);
+    matmul_bias(a->qkv, a->normed, w->attn_w, w->attn_b, n, C, 3 * C);
+    store_kv(model, layer, pos0, n);
+    attention(a->attn_out, a->qkv, &model->cache, layer, pos0, n, c->n_head, a->scores);
+    matmul_bias(a->normed, a->attn_out, w->attn_proj_w, w->attn_proj_b, n, C, C);
+    add_inplace(a->residual, a->normed, (size_t)n * C);
+
+    layernorm(a->normed, a->residual, w->ln_2_w, w->ln_2_b, n, C, c->layer_norm_eps);
+    matmul_bias(a->hidden, a->normed, w->fc_w, w->fc_b, n, C, 4 * C);
+    gelu_tanh(a->hidden, (size_t)n * 4 * C);
+    matmul_bias(a->normed, a->hidden, w->mlp_proj_w, w->mlp_proj_b, n, 4 * C, C);
+    add_inplace(a->residual, a->normed, (size_t)n * C);
+}
+
+int cpu_model_forward(cpu_model *model, const int32_t *tokens, int n, bool all_positions,
+                      float *logits, char *err, size_t err_len) {
+    if (check_forward_args(model, tokens, n, err, err_len) != 0) return -1;
+    const gpt2_config *c = &model->config;
+    const int C = c->n_embd, V = c->vocab_size, pos0 = model->cache.len;
+
+    embed(model, tokens, n, pos0);
+    for (int l = 0; l < c->n_layer; l++) block_forward(model, l, pos0, n);
+    layernorm(model->act.normed, model->act.residual, model->weights.ln_f_w,
+              model->weights.ln_f_b, n, C, c->layer_norm_eps);
+    int first = all_positions ? 0 : n - 1;
+    for (int t = first; t < n; t++)
+        lm_head_row(logits + (size_t)(t - first) * V, model->act.normed + (size_t)t * C,
+                    model->weights.lm_head, V, C);
+    model->cache.len += n;
+    return 0;
+}
+
+int cpu_model_forward_sequence(void *model, const int32_t *tokens, int n, float *logits,
+                               char *err, size_t err_len) {
+    cpu_model_reset(model);
+    return cpu_model_forward(model, tokens, n, true, logits, err, err_len);
+}

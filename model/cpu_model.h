@@ -1,0 +1,85 @@
+/*
+ * The CPU reference backend: a plain fp32 GPT-2 forward over a contiguous KV cache.
+ *
+ * It is the oracle for every GPU kernel and for the whole CUDA forward pass, so it favours
+ * clarity over speed: one function per op, the forward pass in order on one screen.
+ */
+#ifndef GPT2_CPU_MODEL_H
+#define GPT2_CPU_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/kv_cache_cpu.h"
+#include "model/checkpoint.h"
+
+typedef struct {
+    float *ln_1_w, *ln_1_b;     /* [C] */
+    float *attn_w;              /* [C, 3C] */
+    float *attn_b;              /* [3C] */
+    float *attn_proj_w;         /* [C, C] */
+    float *attn_proj_b;         /* [C] */
+    float *ln_2_w, *ln_2_b;     /* [C] */
+    float *fc_w;                /* [C, 4C] */
+    float *fc_b;                /* [4C] */
+    float *mlp_proj_w;          /* [4C, C] */
+    float *mlp_proj_b;          /* [C] */
+} cpu_layer_weights;
+
+typedef struct {
+    float *wte;                 /* [V, C] */
+    float *wpe;                 /* [n_positions, C] */
+    cpu_layer_weights *layers;  /* [n_layer] */
+    float *ln_f_w, *ln_f_b;     /* [C] */
+    float *lm_head;             /* [V, C]; points at wte when tied */
+    float *storage;             /* the one allocation every pointer above lives in */
+} cpu_weights;
+
+/* Activations for up to max_chunk new tokens at once. */
+typedef struct {
+    int max_chunk;
+    float *residual; /* [max_chunk, C] */
+    float *normed;   /* [max_chunk, C] */
+    float *qkv;      /* [max_chunk, 3C] */
+    float *attn_out; /* [max_chunk, C] */
+    float *hidden;   /* [max_chunk, 4C] */
+    float *scores;   /* [n_positions] */
+} cpu_activations;
+
+typedef struct {
+    gpt2_config config;
+    cpu_weights weights;
+    kv_cache_cpu cache;
+    cpu_activations act;
+} cpu_model;
+
+/*
+ * Converts the checkpoint's weights to fp32 (the checkpoint may be closed afterwards) and
+ * sizes the cache for n_positions tokens. max_chunk bounds the tokens of one forward call.
+ * Returns 0, or -1 with a message in err.
+ */
+int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chunk, char *err,
+                     size_t err_len);
+void cpu_model_destroy(cpu_model *model);
+
+/* Forgets every cached position: the next forward starts a new sequence at position 0. */
+void cpu_model_reset(cpu_model *model);
+
+/*
+ * Runs n new tokens at positions [cache.len, cache.len + n), appends their K and V to the cache
+ * and writes logits: [n, V] when all_positions, else [V] for the last token only.
+ * Returns 0, or -1 with a message in err when n is out of [1, max_chunk], the context would
+ * pass n_positions, or a token id is out of range.
+ */
+int cpu_model_forward(cpu_model *model, const int32_t *tokens, int n, bool all_positions,
+                      float *logits, char *err, size_t err_len);
+
+/*
+ * Logits [n, V] of every position of a fresh sequence tokens[0..n): reset, then one forward.
+ * The signature fits perplexity_forward_fn (model is a cpu_model *).
+ */
+int cpu_model_forward_sequence(void *model, const int32_t *tokens, int n, float *logits,
+                               char *err, size_t err_len);
+
+#endif

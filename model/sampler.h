@@ -1,0 +1,43 @@
+/*
+ * Next-token sampling on the host: greedy, temperature, top-k and top-p (nucleus), seeded so
+ * that the same seed gives the same tokens.
+ */
+#ifndef GPT2_SAMPLER_H
+#define GPT2_SAMPLER_H
+
+#include <stdint.h>
+
+typedef struct {
+    float temperature; /* 0 means greedy (argmax) */
+    int top_k;         /* 0 means no top-k cut */
+    float top_p;       /* 1 means no nucleus cut */
+    uint64_t seed;
+} sampler_params;
+
+/* One candidate token with its probability. */
+typedef struct {
+    float prob;
+    int32_t id;
+} sampler_candidate;
+
+typedef struct {
+    sampler_params params;
+    uint64_t rng_state;
+    int vocab_size;
+    sampler_candidate *candidates; /* [vocab_size] scratch */
+} sampler;
+
+/* Returns 0, or -1 when out of memory. */
+int sampler_create(sampler *s, int vocab_size, sampler_params params);
+void sampler_destroy(sampler *s);
+
+/* The index of the largest logit (the first one on ties). */
+int32_t sampler_argmax(const float *logits, int n);
+
+/* Draws the next token id from logits[vocab_size]. */
+int32_t sampler_sample(sampler *s, const float *logits);
+
+/* A uniform float in [0, 1) from the sampler's generator (exposed for tests). */
+float sampler_next_uniform(uint64_t *state);
+
+#endif

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The gpt2 command line end to end on the tiny synthetic checkpoint: errors are one line and a
+# non-zero exit; greedy generation agrees with a full recompute; seeds repeat; logits match the
+# golden fixture; tokenize/detokenize round-trips bytes.
+# usage: test_cli.sh GPT2 WRITE_SYNTHETIC FIXTURE_DIR
+set -u
+gpt2=$1 write_synthetic=$2 fixtures=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# expect_error NAME PATTERN CMD...: non-zero exit, exactly one stderr line matching PATTERN.
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  if "$@" >"$work/out" 2>"$work/err"; then fail "$name: exit 0"; return; fi
+  [ "$(wc -l <"$work/err")" -eq 1 ] || fail "$name: stderr is not one line: $(cat "$work/err")"
+  grep -q -- "$pattern" "$work/err" || fail "$name: stderr lacks '$pattern': $(cat "$work/err")"
+}
+
+# The tiny fixture's checkpoint: 2 layers, 2 heads, 64 positions, vocab 1000, seed 1.
+model=$work/tiny
+mkdir "$model" && "$write_synthetic" "$model" 2 2 64 1000 1 || { echo "cannot write checkpoint"; exit 1; }
+
+expect_error "no command" "missing command" "$gpt2"
+expect_error "unknown command" "unknown command 'frobnicate'" "$gpt2" frobnicate
+expect_error "unknown flag" "unknown argument '--frob'" "$gpt2" generate -m "$model" --frob
+expect_error "missing value" "needs a value" "$gpt2" generate -m "$model" -n
+expect_error "bad number" "'-n': 'ten' is not an integer" "$gpt2" generate -m "$model" -n ten
+expect_error "bad top-p" "'--top-p'" "$gpt2" generate -m "$model" --top-p 1.5
+expect_error "no model dir" "$work/missing" "$gpt2" generate -m "$work/missing" -p hi
+expect_error "unbuilt backend" "CUDA backend" "$gpt2" generate -m "$model" --backend cuda -p hi
+expect_error "context overflow" "exceeds the model's context of 64" \
+  "$gpt2" generate -m "$model" -p "a b" -n 63
+expect_error "prompt vocab" "prompt token id 2068 is outside this model's vocabulary of 1000" \
+  "$gpt2" generate -m "$model" -p "The quick" -n 5
+expect_error "detokenize range" "token id 50257 out of range" "$gpt2" detokenize -p "464 50257"
+expect_error "detokenize junk" "'12x' is not a token id" "$gpt2" detokenize -p "464 12x"
+expect_error "logits id range" "token id 1000 out of range" \
+  "$gpt2" logits -m "$model" --ids "5 1000" -o "$work/l.f32"
+expect_error "logits no output" "missing -o" "$gpt2" logits -m "$model" --ids "5"
+
+# Greedy generation: each generated id is the argmax of a full recompute over the prefix.
+"$gpt2" generate -m "$model" -p "a b c d" -n 12 --greedy --json >"$work/gen.json" 2>"$work/err" \
+  || fail "greedy generate: $(cat "$work/err")"
+"$gpt2" tokenize -p "a b c d" >"$work/prompt_ids"
+python3 - "$work/gen.json" "$work/prompt_ids" "$gpt2" "$model" "$work" <<'PY' || fail "greedy vs recompute"
+import json, struct, subprocess, sys
+gen = json.load(open(sys.argv[1]))
+prompt = [int(x) for x in open(sys.argv[2]).read().split()]
+gpt2, model, work = sys.argv[3:6]
+ids = gen["ids"]
+assert gen["generated_tokens"] == len(ids) == 12, gen
+assert all(0 <= i < 1000 for i in ids), ids
+seq = prompt + ids[:-1]
+out = f"{work}/recompute.f32"
+subprocess.run([gpt2, "logits", "-m", model, "--ids", " ".join(map(str, seq)), "-o", out], check=True)
+raw = open(out, "rb").read()
+assert len(raw) == len(seq) * 1000 * 4, len(raw)
+V = 1000
+for k, want in enumerate(ids):
+    row = struct.unpack_from(f"<{V}f", raw, (len(prompt) - 1 + k) * V * 4)
+    got = max(range(V), key=lambda i: (row[i], -i))
+    assert got == want, f"step {k}: recompute argmax {got}, generated {want}"
+PY
+
+# The same seed gives the same text; another seed gives another.
+run_seed() { "$gpt2" generate -m "$model" -p "a b" -n 20 --temperature 1.0 --top-k 0 --top-p 1 --seed "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["ids"])'; }
+[ "$(run_seed 5)" = "$(run_seed 5)" ] || fail "seed 5 did not repeat"
+[ "$(run_seed 5)" != "$(run_seed 6)" ] || fail "seeds 5 and 6 gave the same 20 tokens"
+
+# logits --ids on the fixture's tokens agree with the golden fixture.
+ids=$(sed -n 's/^tokens [0-9]* //p' "$fixtures/tiny.txt")
+"$gpt2" logits -m "$model" --ids "$ids" -o "$work/tiny.f32" 2>/dev/null || fail "logits run"
+python3 - "$work/tiny.f32" "$fixtures/tiny.logits.f32" <<'PY' || fail "logits vs golden"
+import struct, sys
+a, b = (open(p, "rb").read() for p in sys.argv[1:3])
+assert len(a) == len(b), (len(a), len(b))
+n = len(a) // 4
+x, y = struct.unpack(f"<{n}f", a), struct.unpack(f"<{n}f", b)
+worst = max(abs(p - q) for p, q in zip(x, y)) / max(abs(q) for q in y)
+assert worst <= 1e-4, worst
+PY
+
+# ppl: the guide's sliding windows recomputed here from `gpt2 logits` of each window.
+printf 'a b c d e f g a b c d e f g h a b c a b c d e a b c d e f g h l m n o a b c' >"$work/ppl.txt"
+"$gpt2" ppl -m "$model" -f "$work/ppl.txt" --ctx 16 --stride 6 --json >"$work/ppl.json" 2>"$work/err" \
+  || fail "ppl: $(cat "$work/err")"
+python3 - "$work/ppl.json" "$gpt2" "$model" "$work" <<'PY' || fail "ppl vs windows recomputed from logits"
+import json, math, struct, subprocess, sys
+result = json.load(open(sys.argv[1]))
+gpt2, model, work = sys.argv[2:5]
+ids = [int(x) for x in subprocess.run([gpt2, "tokenize", "-f", f"{work}/ppl.txt"], check=True,
+                                      capture_output=True, text=True).stdout.split()]
+V, ctx, stride = 1000, 16, 6
+nll_sum, n_tokens, prev_end = 0.0, 0, 0
+for begin in range(0, len(ids), stride):
+    end = min(begin + ctx, len(ids))
+    trg_len, window = end - prev_end, ids[begin:end]
+    out = f"{work}/window.f32"
+    subprocess.run([gpt2, "logits", "-m", model, "--ids", " ".join(map(str, window)), "-o", out],
+                   check=True, capture_output=True)
+    raw = open(out, "rb").read()
+    losses = []
+    for j in range(max(1, len(window) - trg_len), len(window)):
+        row = struct.unpack_from(f"<{V}f", raw, (j - 1) * V * 4)
+        top = max(row)
+        losses.append(math.log(sum(math.exp(x - top) for x in row)) + top - row[window[j]])
+    nll_sum += sum(losses) / len(losses) * (trg_len - 1)
+    n_tokens += trg_len - 1
+    prev_end = end
+    if end == len(ids):
+        break
+want = math.exp(nll_sum / n_tokens)
+assert result["tokens"] == n_tokens, (result, n_tokens)
+assert abs(result["ppl"] - want) / want < 1e-5, (result["ppl"], want)
+PY
+printf 'Hello world, Hello world' >"$work/ppl_big.txt"
+expect_error "ppl vocab" "outside this model's vocabulary" "$gpt2" ppl -m "$model" -f "$work/ppl_big.txt"
+expect_error "ppl stride" "--stride 20 exceeds --ctx 16" "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --ctx 16 --stride 20
+expect_error "ppl ctx" "exceeds the model's context of 64" "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --ctx 65
+
+# tokenize | detokenize gives back the exact bytes, multi-byte and odd whitespace included.
+printf 'Caf\xc3\xa9 \xf0\x9f\x98\x80 \xe4\xbd\xa0\xe5\xa5\xbd\r\n\ttabs   and  spaces \xff\xfe end\n' >"$work/text"
+"$gpt2" tokenize -f "$work/text" >"$work/ids" || fail "tokenize"
+"$gpt2" detokenize -f "$work/ids" >"$work/back" || fail "detokenize"
+cmp -s "$work/text" "$work/back" || fail "tokenize/detokenize round trip changed the bytes"
+[ "$("$gpt2" tokenize -p 'Hello world')" = "15496 995" ] || fail "tokenize 'Hello world' != 15496 995 (tiktoken gpt2)"
+[ "$("$gpt2" tokenize --special -p '<|endoftext|>')" = "50256" ] || fail "--special"
+
+[ "$failures" -eq 0 ] && echo "test_cli: all checks passed" || echo "test_cli: $failures check(s) failed"
+[ "$failures" -eq 0 ]

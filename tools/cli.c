@@ -1,0 +1,251 @@
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "gpt2 %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+bool cli_has_next(const cli_args *args) { return !args->failed && args->next < args->argc; }
+
+bool cli_flag(cli_args *args, const char *flag) {
+    if (args->next >= args->argc || strcmp(args->argv[args->next], flag) != 0) return false;
+    args->next++;
+    return true;
+}
+
+const char *cli_value(cli_args *args) {
+    if (args->next >= args->argc) {
+        cli_error(args->cmd, "flag '%s' needs a value", args->argv[args->next - 1]);
+        args->failed = true;
+        return NULL;
+    }
+    return args->argv[args->next++];
+}
+
+static bool fail_value(cli_args *args, const char *value, const char *expected) {
+    cli_error(args->cmd, "flag '%s': '%s' is not %s", args->argv[args->next - 2], value, expected);
+    args->failed = true;
+    return false;
+}
+
+bool cli_int(cli_args *args, long min, long max, int *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    char expected[96];
+    snprintf(expected, sizeof expected, "an integer in [%ld, %ld]", min, max);
+    if (errno || end == value || *end || v < min || v > max) return fail_value(args, value, expected);
+    *out = (int)v;
+    return true;
+}
+
+bool cli_float(cli_args *args, double min, double max, float *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    char expected[96];
+    snprintf(expected, sizeof expected, "a number in [%g, %g]", min, max);
+    if (errno || end == value || *end || !(v >= min && v <= max))
+        return fail_value(args, value, expected);
+    *out = (float)v;
+    return true;
+}
+
+bool cli_u64(cli_args *args, unsigned long long *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || end == value || *end || value[0] == '-')
+        return fail_value(args, value, "a non-negative integer");
+    *out = v;
+    return true;
+}
+
+int cli_unknown(cli_args *args) {
+    args->failed = true;
+    return cli_error(args->cmd, "unknown argument '%s' (see gpt2 %s --help)",
+                     args->argv[args->next], args->cmd);
+}
+
+static char *read_stream(FILE *f, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *grown = realloc(buf, 2 * cap + 1);
+        if (!grown) {
+            free(buf);
+            return NULL;
+        }
+        buf = grown;
+        cap *= 2;
+    }
+    if (!buf || ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_t *len) {
+    if (prompt && path) {
+        cli_error(cmd, "give the text with -p or -f, not both");
+        return NULL;
+    }
+    if (prompt) {
+        *len = strlen(prompt);
+        char *copy = malloc(*len + 1);
+        if (copy) memcpy(copy, prompt, *len + 1);
+        return copy;
+    }
+    FILE *f = path ? fopen(path, "rb") : stdin;
+    if (!f) {
+        cli_error(cmd, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = read_stream(f, len);
+    if (!text) cli_error(cmd, "%s: cannot read", path ? path : "stdin");
+    if (path) fclose(f);
+    return text;
+}
+
+int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *out) {
+    const char *p = text;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') p++;
+        if (!*p) return 0;
+        char *end;
+        errno = 0;
+        long id = strtol(p, &end, 10);
+        if (end == p || errno || (*end && !strchr(" \t\r\n,", *end))) {
+            cli_error(cmd, "'%.*s' is not a token id", (int)strcspn(p, " \t\r\n,"), p);
+            return -1;
+        }
+        if (id < 0 || id >= vocab_size) {
+            cli_error(cmd, "token id %ld out of range [0, %d)", id, vocab_size);
+            return -1;
+        }
+        if (out->len == out->cap) {
+            size_t cap = out->cap ? 2 * out->cap : 256;
+            int32_t *grown = realloc(out->ids, cap * sizeof(int32_t));
+            if (!grown) {
+                cli_error(cmd, "out of memory");
+                return -1;
+            }
+            out->ids = grown;
+            out->cap = cap;
+        }
+        out->ids[out->len++] = (int32_t)id;
+        p = end;
+    }
+}
+
+bool cli_backend_parse(cli_args *args, cli_backend *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    if (strcmp(value, "cpu") == 0) {
+        *out = BACKEND_CPU;
+        return true;
+    }
+    args->failed = true;
+    if (strcmp(value, "cuda") == 0)
+        cli_error(args->cmd, "the CUDA backend is not part of this build yet; use --backend cpu");
+    else
+        cli_error(args->cmd, "unknown backend '%s' (expected cpu or cuda)", value);
+    return false;
+}
+
+static bool is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *cli_model_dir(const char *cmd, const char *flag_value) {
+    if (flag_value) return flag_value;
+    const char *env = getenv("GPT2_MODEL");
+    if (env && *env) return env;
+    static const char *const defaults[] = {GPT2_SOURCE_DIR "/weights/default",
+                                           GPT2_SOURCE_DIR "/weights/gpt2"};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (is_dir(defaults[i])) return defaults[i];
+    cli_error(cmd, "no model: pass -m DIR (a HuggingFace GPT-2 folder with config.json and "
+                   "model.safetensors) or set GPT2_MODEL; weights/download.sh gpt2 fetches "
+                   "GPT-2 124M into weights/gpt2, which is then used by default (needs internet)");
+    return NULL;
+}
+
+int cli_load_cpu_model(const char *cmd, const char *model_dir, cpu_model *model,
+                       gpt2_config *config) {
+    char err[GPT2_ERR_LEN];
+    gpt2_checkpoint ckpt;
+    if (gpt2_checkpoint_open(&ckpt, model_dir, err, sizeof err) != 0) {
+        cli_error(cmd, "%s", err);
+        return -1;
+    }
+    int rc = cpu_model_create(model, &ckpt, 0, err, sizeof err);
+    if (rc != 0) cli_error(cmd, "%s", err);
+    *config = ckpt.config;
+    gpt2_checkpoint_close(&ckpt);
+    return rc;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Length of the valid UTF-8 character at s[0..avail), or 0 when the bytes there are not one. */
+static size_t utf8_char_len(const unsigned char *s, size_t avail) {
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > avail) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
+    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
+void cli_json_string(FILE *out, const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    fputc('"', out);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_char_len(u + i, len - i);
+        if (n == 0) { /* JSON text is UTF-8: a stray byte becomes U+FFFD */
+            fputs("\\ufffd", out);
+            i++;
+            continue;
+        }
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
+        else if (c == '\n') fputs("\\n", out);
+        else if (c == '\r') fputs("\\r", out);
+        else if (c == '\t') fputs("\\t", out);
+        else if (c < 0x20) fprintf(out, "\\u%04x", c);
+        else fwrite(u + i, 1, n, out);
+        i += n;
+    }
+    fputc('"', out);
+}

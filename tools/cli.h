@@ -1,0 +1,69 @@
+/*
+ * Shared plumbing of the gpt2 subcommands: flag parsing with one-line errors, reading text
+ * input, loading the model for the chosen backend, and JSON string output.
+ */
+#ifndef GPT2_CLI_H
+#define GPT2_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "model/checkpoint.h"
+#include "model/cpu_model.h"
+#include "tokenizer/tokenizer.h"
+
+/* Prints "gpt2 <cmd>: <message>" on stderr. Always returns 1, the exit code for errors. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Walks argv; flags take their value from the next argument. */
+typedef struct {
+    const char *cmd;
+    int argc;
+    char **argv;
+    int next;
+    bool failed; /* an error has been printed */
+} cli_args;
+
+bool cli_has_next(const cli_args *args);
+/* True and consumes the current argument when it equals flag. */
+bool cli_flag(cli_args *args, const char *flag);
+/* The value after a flag just matched; prints an error and returns NULL when it is missing. */
+const char *cli_value(cli_args *args);
+/* Parses the value after a flag into an int / float within [min, max]. */
+bool cli_int(cli_args *args, long min, long max, int *out);
+bool cli_float(cli_args *args, double min, double max, float *out);
+bool cli_u64(cli_args *args, unsigned long long *out);
+/* Reports the current argument as unknown. Always returns 1. */
+int cli_unknown(cli_args *args);
+
+/*
+ * Returns malloc'd text from -p (prompt), -f (file) or, when both are NULL, stdin; *len is set
+ * and the text is NUL-terminated. NULL after printing an error.
+ */
+char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_t *len);
+
+/* Parses whitespace-separated token ids in [0, vocab_size). Returns -1 after printing an error. */
+int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *out);
+
+typedef enum { BACKEND_CPU, BACKEND_CUDA } cli_backend;
+/* Parses --backend's value; prints an error and returns false for an unknown or unbuilt one. */
+bool cli_backend_parse(cli_args *args, cli_backend *out);
+
+/*
+ * The model directory: -m when given, else $GPT2_MODEL, else the first of weights/default and
+ * weights/gpt2 (in the source tree) that exists. NULL after printing what is needed.
+ */
+const char *cli_model_dir(const char *cmd, const char *flag_value);
+
+/* Opens the checkpoint and builds the CPU model. Returns -1 after printing the error. */
+int cli_load_cpu_model(const char *cmd, const char *model_dir, cpu_model *model,
+                       gpt2_config *config);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Writes s[0..len) as a JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD. */
+void cli_json_string(FILE *out, const char *s, size_t len);
+
+#endif

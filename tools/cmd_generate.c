@@ -1,0 +1,219 @@
+/* gpt2 generate: stream text from a prompt, with llama.cpp-style timings on stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model/sampler.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+
+typedef struct {
+    const char *model_flag;
+    const char *prompt;
+    const char *prompt_file;
+    int n_new;
+    sampler_params sampling;
+    bool seed_given;
+    bool ignore_eos;
+    bool allow_special;
+    bool json;
+    cli_backend backend;
+} generate_options;
+
+static void print_help(void) {
+    puts("usage: gpt2 generate [-m DIR] [-p TEXT | -f FILE] [options]   (no -p/-f: prompt from stdin)\n"
+         "  -m DIR             HF GPT-2 checkpoint folder (default: $GPT2_MODEL, then weights/default)\n"
+         "  -p TEXT            prompt text\n"
+         "  -f FILE            read the prompt from FILE\n"
+         "  -n N               tokens to generate (default 64)\n"
+         "  --greedy           always take the most likely token (same as --temperature 0)\n"
+         "  --temperature T    softmax temperature (default 0.8; 0 = greedy)\n"
+         "  --top-k K          keep the K most likely tokens (default 40; 0 = off)\n"
+         "  --top-p P          keep the smallest set with probability mass P (default 0.95; 1 = off)\n"
+         "  --seed S           random seed (default: from the clock; printed with the stats)\n"
+         "  --ignore-eos       keep going past <|endoftext|>\n"
+         "  --special          read <|endoftext|> in the prompt as the special token\n"
+         "  --backend cpu      where to run (cuda arrives with the CUDA engine)\n"
+         "  --json             no streaming: print one JSON object with the text, ids and stats");
+}
+
+/* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
+static int parse_options(int argc, char **argv, generate_options *opt) {
+    *opt = (generate_options){.n_new = 64,
+                              .sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f},
+                              .backend = BACKEND_CPU};
+    cli_args args = {.cmd = "generate", .argc = argc, .argv = argv, .next = 0};
+    unsigned long long seed = 0;
+    while (cli_has_next(&args)) {
+        if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
+            print_help();
+            return 2;
+        } else if (cli_flag(&args, "-m")) opt->model_flag = cli_value(&args);
+        else if (cli_flag(&args, "-p")) opt->prompt = cli_value(&args);
+        else if (cli_flag(&args, "-f")) opt->prompt_file = cli_value(&args);
+        else if (cli_flag(&args, "-n")) cli_int(&args, 0, 1 << 30, &opt->n_new);
+        else if (cli_flag(&args, "--greedy")) opt->sampling.temperature = 0.0f;
+        else if (cli_flag(&args, "--temperature")) cli_float(&args, 0.0, 100.0, &opt->sampling.temperature);
+        else if (cli_flag(&args, "--top-k")) cli_int(&args, 0, 1 << 30, &opt->sampling.top_k);
+        else if (cli_flag(&args, "--top-p")) cli_float(&args, 1e-6, 1.0, &opt->sampling.top_p);
+        else if (cli_flag(&args, "--seed")) opt->seed_given = cli_u64(&args, &seed);
+        else if (cli_flag(&args, "--ignore-eos")) opt->ignore_eos = true;
+        else if (cli_flag(&args, "--special")) opt->allow_special = true;
+        else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_flag(&args, "--json")) opt->json = true;
+        else return cli_unknown(&args);
+    }
+    opt->sampling.seed = opt->seed_given ? seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    return args.failed ? 1 : 0;
+}
+
+/* Everything one generation run produces. */
+typedef struct {
+    token_ids prompt;
+    token_ids generated;
+    char *text; /* the generated text, kept for --json */
+    size_t text_len;
+    double prefill_seconds; /* prompt forward + first sample: time to first token */
+    double decode_seconds;  /* every later token */
+} generation;
+
+static void emit(const generate_options *opt, generation *gen, const char *bytes, size_t n) {
+    if (n == 0) return;
+    if (!opt->json) {
+        fwrite(bytes, 1, n, stdout);
+        fflush(stdout);
+        return;
+    }
+    char *grown = realloc(gen->text, gen->text_len + n + 1);
+    if (!grown) return;
+    memcpy(grown + gen->text_len, bytes, n);
+    gen->text = grown;
+    gen->text_len += n;
+}
+
+static int push_id(token_ids *ids, int32_t id) {
+    if (ids->len == ids->cap) {
+        size_t cap = ids->cap ? 2 * ids->cap : 64;
+        int32_t *grown = realloc(ids->ids, cap * sizeof(int32_t));
+        if (!grown) return -1;
+        ids->ids = grown;
+        ids->cap = cap;
+    }
+    ids->ids[ids->len++] = id;
+    return 0;
+}
+
+/* Prefill, then one token at a time; streams text as each token completes a character. */
+static int run_generation(const generate_options *opt, const tokenizer *tok, cpu_model *model,
+                          generation *gen) {
+    const gpt2_config *c = &model->config;
+    const int sample_vocab = c->vocab_size < TOKENIZER_VOCAB_SIZE ? c->vocab_size : TOKENIZER_VOCAB_SIZE;
+    char err[GPT2_ERR_LEN], piece[1024];
+    float *logits = malloc((size_t)c->vocab_size * sizeof(float));
+    sampler smp;
+    if (!logits || sampler_create(&smp, sample_vocab, opt->sampling) != 0) {
+        free(logits);
+        return cli_error("generate", "out of memory");
+    }
+    tokenizer_stream stream = {0};
+    int rc = 0;
+    double start = cli_now();
+    rc = cpu_model_forward(model, gen->prompt.ids, (int)gen->prompt.len, false, logits, err, sizeof err);
+    for (int i = 0; rc == 0 && i < opt->n_new; i++) {
+        int32_t id = sampler_sample(&smp, logits);
+        double now = cli_now();
+        if (i == 0) gen->prefill_seconds = now - start;
+        if (id == TOKENIZER_EOT_ID && !opt->ignore_eos) break;
+        if (push_id(&gen->generated, id) != 0) break;
+        int n = tokenizer_stream_push(tok, &stream, id, piece, sizeof piece);
+        if (n < 0) {
+            snprintf(err, sizeof err, "token id %d has no text", id);
+            rc = -1;
+            break;
+        }
+        emit(opt, gen, piece, (size_t)n);
+        if (i + 1 < opt->n_new) rc = cpu_model_forward(model, &id, 1, false, logits, err, sizeof err);
+    }
+    emit(opt, gen, piece, tokenizer_stream_flush(&stream, piece));
+    if (gen->generated.len > 0) gen->decode_seconds = cli_now() - start - gen->prefill_seconds;
+    if (rc != 0) cli_error("generate", "%s", err);
+    sampler_destroy(&smp);
+    free(logits);
+    return rc == 0 ? 0 : 1;
+}
+
+static void print_stats(const generate_options *opt, const generation *gen) {
+    size_t later = gen->generated.len > 0 ? gen->generated.len - 1 : 0;
+    double decode_rate = later > 0 && gen->decode_seconds > 0 ? later / gen->decode_seconds : 0.0;
+    double prefill_rate = gen->prefill_seconds > 0 ? gen->prompt.len / gen->prefill_seconds : 0.0;
+    if (opt->json) {
+        printf("{\"backend\":\"cpu\",\"seed\":%llu,\"prompt_tokens\":%zu,\"generated_tokens\":%zu,"
+               "\"time_to_first_token_ms\":%.3f,\"prefill_tok_per_s\":%.1f,"
+               "\"decode_tok_per_s\":%.1f,\"ids\":[",
+               (unsigned long long)opt->sampling.seed, gen->prompt.len, gen->generated.len,
+               1e3 * gen->prefill_seconds, prefill_rate, decode_rate);
+        for (size_t i = 0; i < gen->generated.len; i++)
+            printf("%s%d", i ? "," : "", gen->generated.ids[i]);
+        printf("],\"text\":");
+        cli_json_string(stdout, gen->text ? gen->text : "", gen->text_len);
+        printf("}\n");
+        return;
+    }
+    fprintf(stderr, "\n\ngpt2: prompt %zu tokens, time to first token %.2f ms (%.1f tok/s prefill)\n",
+            gen->prompt.len, 1e3 * gen->prefill_seconds, prefill_rate);
+    fprintf(stderr, "gpt2: generated %zu tokens, decode %.1f tok/s (%.2f ms/token), seed %llu\n",
+            gen->generated.len, decode_rate, later ? 1e3 * gen->decode_seconds / later : 0.0,
+            (unsigned long long)opt->sampling.seed);
+}
+
+/* Encodes the prompt; an empty prompt starts from <|endoftext|>, as GPT-2 was trained. */
+static int encode_prompt(const generate_options *opt, const tokenizer *tok, generation *gen) {
+    size_t len = 0;
+    char *text = cli_read_text("generate", opt->prompt, opt->prompt_file, &len);
+    if (!text) return 1;
+    int rc = tokenizer_encode(tok, text, len, opt->allow_special, &gen->prompt);
+    free(text);
+    if (rc == 0 && gen->prompt.len == 0) rc = push_id(&gen->prompt, TOKENIZER_EOT_ID);
+    return rc == 0 ? 0 : cli_error("generate", "out of memory");
+}
+
+/* The prompt must fit the model: its ids in the vocabulary, prompt + -n within the context. */
+static int check_prompt(const generate_options *opt, const gpt2_config *c, const generation *gen) {
+    for (size_t i = 0; i < gen->prompt.len; i++)
+        if (gen->prompt.ids[i] >= c->vocab_size)
+            return cli_error("generate", "prompt token id %d is outside this model's vocabulary of %d",
+                             gen->prompt.ids[i], c->vocab_size);
+    if (gen->prompt.len + (size_t)opt->n_new <= (size_t)c->n_positions) return 0;
+    return cli_error("generate", "prompt (%zu tokens) + -n %d exceeds the model's context of %d tokens",
+                     gen->prompt.len, opt->n_new, c->n_positions);
+}
+
+int cmd_generate(int argc, char **argv) {
+    generate_options opt;
+    int rc = parse_options(argc, argv, &opt);
+    if (rc) return rc == 2 ? 0 : rc;
+    const char *model_dir = cli_model_dir("generate", opt.model_flag);
+    if (!model_dir) return 1;
+    tokenizer *tok = tokenizer_create();
+    if (!tok) return cli_error("generate", "out of memory");
+    generation gen = {0};
+    cpu_model model;
+    gpt2_config config;
+    rc = encode_prompt(&opt, tok, &gen);
+    if (rc == 0 && (rc = cli_load_cpu_model("generate", model_dir, &model, &config) ? 1 : 0) == 0) {
+        rc = check_prompt(&opt, &config, &gen);
+        if (rc == 0 && !opt.json)
+            fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend cpu\n", model_dir,
+                    config.n_layer, config.n_head, config.n_embd);
+        if (rc == 0) rc = run_generation(&opt, tok, &model, &gen);
+        if (rc == 0) print_stats(&opt, &gen);
+        cpu_model_destroy(&model);
+    }
+    token_ids_free(&gen.prompt);
+    token_ids_free(&gen.generated);
+    free(gen.text);
+    tokenizer_destroy(tok);
+    return rc;
+}

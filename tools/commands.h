@@ -1,0 +1,12 @@
+/* The gpt2 subcommands. Each takes the arguments after its name and returns the exit code. */
+#ifndef GPT2_COMMANDS_H
+#define GPT2_COMMANDS_H
+
+int cmd_generate(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+
+#endif

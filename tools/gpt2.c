@@ -1,0 +1,39 @@
+/* gpt2: the command line of the gpt2-cuda engine. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/commands.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"generate", cmd_generate, "stream text from a prompt"},
+    {"ppl", cmd_ppl, "sliding-window perplexity of a text file"},
+    {"logits", cmd_logits, "write the float32 logits of every position to a file"},
+    {"tokenize", cmd_tokenize, "print the GPT-2 token ids of some text"},
+    {"detokenize", cmd_detokenize, "write the exact bytes of some token ids"},
+    {"plot", cmd_plot, "draw PNG charts from a saved result JSON"},
+};
+
+static void print_usage(FILE *out) {
+    fprintf(out, "usage: gpt2 <command> [options]   (gpt2 <command> --help for its options)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "gpt2: missing command (see gpt2 --help)\n");
+        return 1;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "gpt2: unknown command '%s' (see gpt2 --help)\n", argv[1]);
+    return 1;
+}

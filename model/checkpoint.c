@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "model/config.h"
+#include "model/error_sink.h"
 #include "model/safetensors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -31,13 +32,13 @@ struct gpt2_mapped_file {
 
 /* Writes "<path>: <message>" into err; always returns -1. */
 static int fail(char *err, size_t err_len, const char *path, const char *fmt, ...) {
-    int n = snprintf(err, err_len, "%s: ", path);
-    if (n >= 0 && (size_t)n < err_len) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(err + n, err_len - (size_t)n, fmt, args);
-        va_end(args);
-    }
+    char prefix[PATH_MAX + 8];
+    snprintf(prefix, sizeof prefix, "%s: ", path);
+    error_sink sink = {err, err_len};
+    va_list args;
+    va_start(args, fmt);
+    sink_failv(&sink, prefix, fmt, args);
+    va_end(args);
     return -1;
 }
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/error_sink.h"
+
 #define HEADER_LENGTH_BYTES 8
 #define MESSAGE_NAME_LEN 160 /* longest tensor name quoted in an error message */
 #define SHAPE_TEXT_LEN 192   /* "[d0, ..., d7]" with 19-digit dimensions */
@@ -53,30 +55,15 @@ const char *safetensors_format_shape(const int64_t *shape, int rank, char *buf, 
 
 /* ---- Error reporting ---- */
 
-typedef struct {
-    char *err;
-    size_t err_len;
-} error_sink;
-
-static int fail(error_sink *sink, const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(sink->err, sink->err_len, fmt, args);
-    va_end(args);
-    return -1;
-}
-
 /* Writes "tensor '<name>': <message>"; always returns -1. */
 static int fail_tensor(error_sink *sink, const char *name, const char *fmt, ...) {
-    char printable[MESSAGE_NAME_LEN];
+    char printable[MESSAGE_NAME_LEN], prefix[MESSAGE_NAME_LEN + 16];
     json_printable(name, strlen(name), printable, sizeof printable);
-    int n = snprintf(sink->err, sink->err_len, "tensor '%s': ", printable);
-    if (n >= 0 && (size_t)n < sink->err_len) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(sink->err + n, sink->err_len - (size_t)n, fmt, args);
-        va_end(args);
-    }
+    snprintf(prefix, sizeof prefix, "tensor '%s': ", printable);
+    va_list args;
+    va_start(args, fmt);
+    sink_failv(sink, prefix, fmt, args);
+    va_end(args);
     return -1;
 }
 
@@ -175,7 +162,7 @@ static int parse_tensor(error_sink *sink, safetensors_tensor *t, const json_memb
     t->name = m->key;
     if (has_control_bytes(m->key, m->key_len)) {
         char printable[MESSAGE_NAME_LEN];
-        return fail(sink, "tensor '%s': name contains a control character",
+        return sink_fail(sink, "tensor '%s': name contains a control character",
                     json_printable(m->key, m->key_len, printable, sizeof printable));
     }
     if (m->value.type != JSON_OBJECT)
@@ -190,13 +177,13 @@ static int parse_tensor(error_sink *sink, safetensors_tensor *t, const json_memb
 
 static int validate_metadata(error_sink *sink, const json_value *metadata) {
     if (metadata->type != JSON_OBJECT)
-        return fail(sink, "'__metadata__' is a JSON %s, expected an object of strings",
+        return sink_fail(sink, "'__metadata__' is a JSON %s, expected an object of strings",
                     json_type_name(metadata->type));
     for (size_t i = 0; i < metadata->as.object.count; i++) {
         const json_member *m = &metadata->as.object.members[i];
         if (m->value.type != JSON_STRING) {
             char key[MESSAGE_NAME_LEN];
-            return fail(sink, "'__metadata__' entry '%s' is a JSON %s, expected a string",
+            return sink_fail(sink, "'__metadata__' entry '%s' is a JSON %s, expected a string",
                         json_printable(m->key, m->key_len, key, sizeof key),
                         json_type_name(m->value.type));
         }
@@ -235,7 +222,7 @@ static int parse_tensor_table(error_sink *sink, safetensors_header *h, size_t da
     const json_value *root = json_root(h->doc);
     size_t n_entries = root->as.object.count;
     h->tensors = n_entries ? calloc(n_entries, sizeof *h->tensors) : NULL;
-    if (n_entries && !h->tensors) return fail(sink, "out of memory for %zu tensors", n_entries);
+    if (n_entries && !h->tensors) return sink_fail(sink, "out of memory for %zu tensors", n_entries);
     for (size_t i = 0; i < n_entries; i++) {
         const json_member *m = &root->as.object.members[i];
         if (strcmp(m->key, "__metadata__") == 0 && m->key_len == strlen("__metadata__")) {
@@ -262,13 +249,13 @@ static uint64_t read_u64_le(const unsigned char *p) {
 static int read_header_length(error_sink *sink, const unsigned char *file, size_t file_len,
                               size_t *header_len) {
     if (file_len < HEADER_LENGTH_BYTES)
-        return fail(sink, "file is %zu bytes, too short for the 8-byte header length", file_len);
+        return sink_fail(sink, "file is %zu bytes, too short for the 8-byte header length", file_len);
     uint64_t len = read_u64_le(file);
     if (len > SAFETENSORS_MAX_HEADER_LEN)
-        return fail(sink, "header length %llu exceeds the limit of %llu bytes",
+        return sink_fail(sink, "header length %llu exceeds the limit of %llu bytes",
                     (unsigned long long)len, (unsigned long long)SAFETENSORS_MAX_HEADER_LEN);
     if (len > file_len - HEADER_LENGTH_BYTES)
-        return fail(sink, "header length %llu runs past the end of the file (%zu bytes)",
+        return sink_fail(sink, "header length %llu runs past the end of the file (%zu bytes)",
                     (unsigned long long)len, file_len);
     *header_len = (size_t)len;
     return 0;
@@ -281,10 +268,10 @@ static int parse(error_sink *sink, safetensors_header *h, const unsigned char *f
     const char *json_text = (const char *)file + HEADER_LENGTH_BYTES;
     char json_err[256];
     h->doc = json_parse(json_text, header_len, json_err, sizeof json_err);
-    if (!h->doc) return fail(sink, "header is not valid JSON: %s", json_err);
+    if (!h->doc) return sink_fail(sink, "header is not valid JSON: %s", json_err);
     const json_value *root = json_root(h->doc);
     if (root->type != JSON_OBJECT)
-        return fail(sink, "header is a JSON %s, expected an object", json_type_name(root->type));
+        return sink_fail(sink, "header is a JSON %s, expected an object", json_type_name(root->type));
     h->data_offset = HEADER_LENGTH_BYTES + header_len;
     return parse_tensor_table(sink, h, file_len - h->data_offset);
 }

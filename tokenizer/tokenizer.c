@@ -137,9 +137,9 @@ static int reserve_ids(token_ids *ids, size_t need) {
     return 0;
 }
 
-static inline int push_id(token_ids *ids, uint32_t id) {
+int token_ids_push(token_ids *ids, int32_t id) {
     if (ids->len == ids->cap && reserve_ids(ids, ids->len + 1) != 0) return -1;
-    ids->ids[ids->len++] = (int32_t)id;
+    ids->ids[ids->len++] = id;
     return 0;
 }
 
@@ -269,7 +269,7 @@ static int byte_pair_merge(const tokenizer *tok, bpe_scratch *s, const uint8_t *
     }
 
     for (size_t i = 0; i < n; i = s->next[i])
-        if (push_id(out, s->part_rank[i]) != 0) return -1;
+        if (token_ids_push(out, (int32_t)s->part_rank[i]) != 0) return -1;
     return 0;
 }
 
@@ -365,10 +365,10 @@ static int encode_by_merging(encoder *enc, byte_key key) {
 }
 
 static int encode_piece(encoder *enc, const uint8_t *piece, size_t n) {
-    if (n == 1) return push_id(enc->out, enc->tok->byte_rank[piece[0]]);
+    if (n == 1) return token_ids_push(enc->out, (int32_t)enc->tok->byte_rank[piece[0]]);
     byte_key key = make_key(piece, n);
     uint32_t rank = rank_of(enc->tok, key);
-    if (rank != NO_RANK) return push_id(enc->out, rank);
+    if (rank != NO_RANK) return token_ids_push(enc->out, (int32_t)rank);
     return encode_by_merging(enc, key);
 }
 
@@ -402,7 +402,7 @@ static int encode_with_special(encoder *enc, const uint8_t *text, size_t len) {
         size_t special = find_end_of_text(text, len, start);
         if (encode_ordinary(enc, text + start, special - start) != 0) return -1;
         if (special == len) return 0;
-        if (push_id(enc->out, TOKENIZER_EOT_ID) != 0) return -1;
+        if (token_ids_push(enc->out, (int32_t)TOKENIZER_EOT_ID) != 0) return -1;
         start = special + EOT_TEXT_LEN;
     }
 }

@@ -30,6 +30,8 @@ typedef struct {
 } token_ids;
 
 void token_ids_free(token_ids *ids);
+/* Appends one id. Returns 0, or -1 when out of memory. */
+int token_ids_push(token_ids *ids, int32_t id);
 
 /*
  * Appends the ids of text[0..len) to out. With allow_special, the literal text "<|endoftext|>"

@@ -146,17 +146,10 @@ int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *
             cli_error(cmd, "token id %ld out of range [0, %d)", id, vocab_size);
             return -1;
         }
-        if (out->len == out->cap) {
-            size_t cap = out->cap ? 2 * out->cap : 256;
-            int32_t *grown = realloc(out->ids, cap * sizeof(int32_t));
-            if (!grown) {
-                cli_error(cmd, "out of memory");
-                return -1;
-            }
-            out->ids = grown;
-            out->cap = cap;
+        if (token_ids_push(out, (int32_t)id) != 0) {
+            cli_error(cmd, "out of memory");
+            return -1;
         }
-        out->ids[out->len++] = (int32_t)id;
         p = end;
     }
 }

@@ -93,18 +93,6 @@ static void emit(const generate_options *opt, generation *gen, const char *bytes
     gen->text_len += n;
 }
 
-static int push_id(token_ids *ids, int32_t id) {
-    if (ids->len == ids->cap) {
-        size_t cap = ids->cap ? 2 * ids->cap : 64;
-        int32_t *grown = realloc(ids->ids, cap * sizeof(int32_t));
-        if (!grown) return -1;
-        ids->ids = grown;
-        ids->cap = cap;
-    }
-    ids->ids[ids->len++] = id;
-    return 0;
-}
-
 /* Prefill, then one token at a time; streams text as each token completes a character. */
 static int run_generation(const generate_options *opt, const tokenizer *tok, cpu_model *model,
                           generation *gen) {
@@ -126,7 +114,7 @@ static int run_generation(const generate_options *opt, const tokenizer *tok, cpu
         double now = cli_now();
         if (i == 0) gen->prefill_seconds = now - start;
         if (id == TOKENIZER_EOT_ID && !opt->ignore_eos) break;
-        if (push_id(&gen->generated, id) != 0) break;
+        if (token_ids_push(&gen->generated, id) != 0) break;
         int n = tokenizer_stream_push(tok, &stream, id, piece, sizeof piece);
         if (n < 0) {
             snprintf(err, sizeof err, "token id %d has no text", id);
@@ -175,7 +163,7 @@ static int encode_prompt(const generate_options *opt, const tokenizer *tok, gene
     if (!text) return 1;
     int rc = tokenizer_encode(tok, text, len, opt->allow_special, &gen->prompt);
     free(text);
-    if (rc == 0 && gen->prompt.len == 0) rc = push_id(&gen->prompt, TOKENIZER_EOT_ID);
+    if (rc == 0 && gen->prompt.len == 0) rc = token_ids_push(&gen->prompt, TOKENIZER_EOT_ID);
     return rc == 0 ? 0 : cli_error("generate", "out of memory");
 }
 

@@ -103,7 +103,7 @@ int gpt2_config_parse(gpt2_config *config, const char *text, size_t len, char *e
     error_sink sink = {err, err_len};
     char json_err[256];
     json_document *doc = json_parse(text, len, json_err, sizeof json_err);
-    if (!doc) return fail(&sink, "not valid JSON: %s", json_err);
+    if (!doc) return sink_fail(&sink, "not valid JSON: %s", json_err);
     gpt2_config parsed = {0};
     int rc = read_config(&sink, json_root(doc), &parsed);
     json_free(doc);

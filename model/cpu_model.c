@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/cpu_ops.h"
+
 /* ---------------------------------------------------------------------------------------------
  * Weights: every tensor converted to fp32 into one allocation.
  */
@@ -67,109 +69,6 @@ static void free_weights(cpu_weights *w) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Ops. Row-major activations; Conv1D weights in [in, out] layout as HF stores them.
- */
-
-/* out[t, :] = LayerNorm(x[t, :]) * weight + bias, statistics in double. */
-static void layernorm(float *out, const float *x, const float *weight, const float *bias, int T,
-                      int C, float eps) {
-    for (int t = 0; t < T; t++) {
-        const float *row = x + (size_t)t * C;
-        double mean = 0.0, var = 0.0;
-        for (int i = 0; i < C; i++) mean += row[i];
-        mean /= C;
-        for (int i = 0; i < C; i++) var += (row[i] - mean) * (row[i] - mean);
-        var /= C;
-        float inv_std = (float)(1.0 / sqrt(var + eps));
-        for (int i = 0; i < C; i++)
-            out[(size_t)t * C + i] = (float)(row[i] - mean) * inv_std * weight[i] + bias[i];
-    }
-}
-
-/*
- * out[t, o] = bias[o] + sum_i x[t, i] * w[i, o]. Threads split rows and column blocks, so a
- * single decode row still spreads across cores; the inner loop runs along w's rows.
- */
-static void matmul_bias(float *out, const float *x, const float *w, const float *bias, int T,
-                        int in, int outs) {
-    enum { COLUMN_BLOCK = 256 };
-    const int n_blocks = (outs + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int t = 0; t < T; t++) {
-        for (int b = 0; b < n_blocks; b++) {
-            const int o0 = b * COLUMN_BLOCK, o1 = o0 + COLUMN_BLOCK < outs ? o0 + COLUMN_BLOCK : outs;
-            float *dst = out + (size_t)t * outs;
-            for (int o = o0; o < o1; o++) dst[o] = bias[o];
-            for (int i = 0; i < in; i++) {
-                const float xi = x[(size_t)t * in + i];
-                const float *w_row = w + (size_t)i * outs;
-                for (int o = o0; o < o1; o++) dst[o] += xi * w_row[o];
-            }
-        }
-    }
-}
-
-/* GPT-2's GELU, the tanh approximation ("gelu_new"). */
-static void gelu_tanh(float *x, size_t n) {
-    const float sqrt_2_over_pi = 0.7978845608028654f;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(sqrt_2_over_pi * (v + 0.044715f * v * v * v)));
-    }
-}
-
-static void add_inplace(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-/*
- * Causal multi-head attention of T new tokens at positions [pos0, pos0 + T) against the cached
- * keys and values of positions [0, pos0 + T). q rows are the first C columns of qkv.
- */
-static void attention(float *out, const float *qkv, const kv_cache_cpu *cache, int layer,
-                      int pos0, int T, int n_head, float *scores) {
-    const int C = cache->n_embd, D = GPT2_HEAD_SIZE;
-    const float scale = 1.0f / sqrtf((float)D);
-    for (int t = 0; t < T; t++) {
-        int n_ctx = pos0 + t + 1;
-        for (int h = 0; h < n_head; h++) {
-            const float *q = qkv + (size_t)t * 3 * C + h * D;
-            float max_score = -INFINITY;
-            for (int p = 0; p < n_ctx; p++) {
-                const float *k = kv_cache_cpu_k_row(cache, layer, p) + h * D;
-                float dot = 0.0f;
-                for (int d = 0; d < D; d++) dot += q[d] * k[d];
-                scores[p] = dot * scale;
-                if (scores[p] > max_score) max_score = scores[p];
-            }
-            float sum = 0.0f;
-            for (int p = 0; p < n_ctx; p++) {
-                scores[p] = expf(scores[p] - max_score);
-                sum += scores[p];
-            }
-            float *o = out + (size_t)t * C + h * D;
-            memset(o, 0, D * sizeof(float));
-            for (int p = 0; p < n_ctx; p++) {
-                const float *v = kv_cache_cpu_v_row(cache, layer, p) + h * D;
-                float weight = scores[p] / sum;
-                for (int d = 0; d < D; d++) o[d] += weight * v[d];
-            }
-        }
-    }
-}
-
-/* logits[v] = dot(x, lm_head[v, :]) for one row x. */
-static void lm_head_row(float *logits, const float *x, const float *lm_head, int V, int C) {
-#pragma omp parallel for schedule(static)
-    for (int v = 0; v < V; v++) {
-        const float *w = lm_head + (size_t)v * C;
-        float dot = 0.0f;
-        for (int i = 0; i < C; i++) dot += x[i] * w[i];
-        logits[v] = dot;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------------
  * The model.
  */
 
@@ -182,7 +81,10 @@ static int alloc_activations(cpu_activations *a, const gpt2_config *c, int max_c
     a->attn_out = malloc(T * C * sizeof(float));
     a->hidden = malloc(T * 4 * C * sizeof(float));
     a->scores = malloc((size_t)c->n_positions * sizeof(float));
-    if (!a->residual || !a->normed || !a->qkv || !a->attn_out || !a->hidden || !a->scores)
+    a->k_rows = malloc((size_t)c->n_positions * sizeof(float *));
+    a->v_rows = malloc((size_t)c->n_positions * sizeof(float *));
+    if (!a->residual || !a->normed || !a->qkv || !a->attn_out || !a->hidden || !a->scores ||
+        !a->k_rows || !a->v_rows)
         return -1;
     return 0;
 }
@@ -194,6 +96,8 @@ static void free_activations(cpu_activations *a) {
     free(a->attn_out);
     free(a->hidden);
     free(a->scores);
+    free(a->k_rows);
+    free(a->v_rows);
     *a = (cpu_activations){0};
 }
 
@@ -270,18 +174,23 @@ static void block_forward(cpu_model *model, int layer, int pos0, int n) {
     cpu_activations *a = &model->act;
     const int C = c->n_embd;
 
-    layernorm(a->normed, a->residual, w->ln_1_w, w->ln_1_b, n, C, c->layer_norm_eps);
-    matmul_bias(a->qkv, a->normed, w->attn_w, w->attn_b, n, C, 3 * C);
+    cpu_layernorm(a->normed, a->residual, w->ln_1_w, w->ln_1_b, n, C, c->layer_norm_eps);
+    cpu_matmul_bias(a->qkv, a->normed, w->attn_w, w->attn_b, n, C, 3 * C);
     store_kv(model, layer, pos0, n);
-    attention(a->attn_out, a->qkv, &model->cache, layer, pos0, n, c->n_head, a->scores);
-    matmul_bias(a->normed, a->attn_out, w->attn_proj_w, w->attn_proj_b, n, C, C);
-    add_inplace(a->residual, a->normed, (size_t)n * C);
+    for (int p = 0; p < pos0 + n; p++) {
+        a->k_rows[p] = kv_cache_cpu_k_row(&model->cache, layer, p);
+        a->v_rows[p] = kv_cache_cpu_v_row(&model->cache, layer, p);
+    }
+    cpu_causal_attention(a->attn_out, a->qkv, 3 * C, (const float *const *)a->k_rows,
+                         (const float *const *)a->v_rows, pos0, n, c->n_head, a->scores);
+    cpu_matmul_bias(a->normed, a->attn_out, w->attn_proj_w, w->attn_proj_b, n, C, C);
+    cpu_add_inplace(a->residual, a->normed, (size_t)n * C);
 
-    layernorm(a->normed, a->residual, w->ln_2_w, w->ln_2_b, n, C, c->layer_norm_eps);
-    matmul_bias(a->hidden, a->normed, w->fc_w, w->fc_b, n, C, 4 * C);
-    gelu_tanh(a->hidden, (size_t)n * 4 * C);
-    matmul_bias(a->normed, a->hidden, w->mlp_proj_w, w->mlp_proj_b, n, 4 * C, C);
-    add_inplace(a->residual, a->normed, (size_t)n * C);
+    cpu_layernorm(a->normed, a->residual, w->ln_2_w, w->ln_2_b, n, C, c->layer_norm_eps);
+    cpu_matmul_bias(a->hidden, a->normed, w->fc_w, w->fc_b, n, C, 4 * C);
+    cpu_gelu_tanh(a->hidden, (size_t)n * 4 * C);
+    cpu_matmul_bias(a->normed, a->hidden, w->mlp_proj_w, w->mlp_proj_b, n, 4 * C, C);
+    cpu_add_inplace(a->residual, a->normed, (size_t)n * C);
 }
 
 int cpu_model_forward(cpu_model *model, const int32_t *tokens, int n, bool all_positions,
@@ -292,11 +201,11 @@ int cpu_model_forward(cpu_model *model, const int32_t *tokens, int n, bool all_p
 
     embed(model, tokens, n, pos0);
     for (int l = 0; l < c->n_layer; l++) block_forward(model, l, pos0, n);
-    layernorm(model->act.normed, model->act.residual, model->weights.ln_f_w,
+    cpu_layernorm(model->act.normed, model->act.residual, model->weights.ln_f_w,
               model->weights.ln_f_b, n, C, c->layer_norm_eps);
     int first = all_positions ? 0 : n - 1;
     for (int t = first; t < n; t++)
-        lm_head_row(logits + (size_t)(t - first) * V, model->act.normed + (size_t)t * C,
+        cpu_lm_head_row(logits + (size_t)(t - first) * V, model->act.normed + (size_t)t * C,
                     model->weights.lm_head, V, C);
     model->cache.len += n;
     return 0;

@@ -45,6 +45,8 @@ typedef struct {
     float *attn_out; /* [max_chunk, C] */
     float *hidden;   /* [max_chunk, 4C] */
     float *scores;   /* [n_positions] */
+    float **k_rows;  /* [n_positions] -> the cache row of each position, for attention */
+    float **v_rows;  /* [n_positions] */
 } cpu_activations;
 
 typedef struct {

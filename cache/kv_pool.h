@@ -1,0 +1,73 @@
+/*
+ * The paged KV pool's bookkeeping, on the host: a block allocator and one block table per
+ * sequence. The device memory it describes is laid out, per layer, as
+ *   K pages: [num_blocks][n_head][block_size][64]   (fp16)
+ *   V pages: [num_blocks][n_head][block_size][64]
+ * with every layer's pages in one allocation [n_layer][...]. A block holds block_size tokens of
+ * one sequence; its id indexes the same page in every layer, so one block table serves all.
+ *
+ * Running out of blocks is an ordinary outcome: a reservation either gets every block it asks
+ * for or none, so the caller can make the sequence wait or refuse it. Nothing here touches
+ * device memory, so it is all tested on the CPU.
+ */
+#ifndef GPT2_KV_POOL_H
+#define GPT2_KV_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_HEAD_SIZE 64
+#define KV_DEFAULT_BLOCK_SIZE 16
+
+typedef struct {
+    int n_layer;
+    int n_head;
+    int block_size; /* tokens per block */
+    int num_blocks;
+} kv_pool_shape;
+
+/* Bytes of one block across all layers, K and V, fp16. */
+size_t kv_pool_bytes_per_block(const kv_pool_shape *shape);
+/* How many blocks a budget of bytes holds (0 when not even one fits). */
+int kv_pool_blocks_for_budget(const kv_pool_shape *shape, size_t budget_bytes);
+
+typedef struct {
+    kv_pool_shape shape;
+    int32_t *free_ids; /* [num_blocks] stack of free block ids; the top is free_ids[n_free - 1] */
+    int n_free;
+    bool *in_use;      /* [num_blocks] guards against double frees */
+} kv_block_allocator;
+
+/* Returns 0, or -1 when out of host memory or the shape is invalid. All blocks start free. */
+int kv_block_allocator_create(kv_block_allocator *alloc, const kv_pool_shape *shape);
+void kv_block_allocator_destroy(kv_block_allocator *alloc);
+
+/* One sequence's blocks, in logical order, and how many token slots it has reserved. */
+typedef struct {
+    int32_t *block_ids; /* [capacity] physical block of each logical block */
+    int n_blocks;
+    int capacity;       /* most blocks this sequence may hold (its context limit) */
+    int n_tokens;       /* token slots reserved: positions [0, n_tokens) */
+} kv_sequence;
+
+/* max_tokens bounds the sequence (the model's context). Returns 0, or -1 when out of memory. */
+int kv_sequence_create(kv_sequence *seq, int max_tokens, int block_size);
+void kv_sequence_destroy(kv_sequence *seq);
+
+typedef enum {
+    KV_RESERVED = 0,   /* every needed block was allocated */
+    KV_POOL_FULL = 1,  /* not enough free blocks: nothing changed, retry after others finish */
+    KV_TOO_LONG = 2,   /* the sequence would pass its max_tokens: nothing changed */
+} kv_reserve_status;
+
+/* Reserves slots for n_new more tokens, all or nothing. */
+kv_reserve_status kv_sequence_reserve(kv_block_allocator *alloc, kv_sequence *seq, int n_new);
+
+/* Returns every block of the sequence to the pool at once and empties it. */
+void kv_sequence_release(kv_block_allocator *alloc, kv_sequence *seq);
+
+/* The pool slot (block_id * block_size + offset) of position pos < n_tokens. */
+int64_t kv_sequence_slot(const kv_sequence *seq, int pos, int block_size);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * The paged KV pool's bookkeeping under a random workload: blocks are never owned twice or
+ * lost, reservations are all or nothing, release frees at once, slots are distinct and in range.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/kv_pool.h"
+#include "model/sampler.h"
+#include "tests/check.h"
+
+#define N_SEQS 24
+#define MAX_TOKENS 1024
+
+/* Every block is free or owned by exactly one sequence, and in_use says which. */
+static void check_ownership(const kv_block_allocator *alloc, const kv_sequence *seqs, int n) {
+    const int num_blocks = alloc->shape.num_blocks, B = alloc->shape.block_size;
+    int *owners = calloc((size_t)num_blocks, sizeof(int));
+    for (int i = 0; i < alloc->n_free; i++) owners[alloc->free_ids[i]]++;
+    for (int s = 0; s < n; s++) {
+        CHECK(seqs[s].n_blocks == (seqs[s].n_tokens + B - 1) / B, "sequence %d: %d blocks for %d tokens",
+              s, seqs[s].n_blocks, seqs[s].n_tokens);
+        for (int b = 0; b < seqs[s].n_blocks; b++) {
+            int32_t id = seqs[s].block_ids[b];
+            CHECK(alloc->in_use[id], "block %d owned but not marked in use", id);
+            owners[id]++;
+        }
+    }
+    for (int id = 0; id < num_blocks; id++)
+        CHECK(owners[id] == 1, "block %d has %d owners", id, owners[id]);
+    free(owners);
+}
+
+/* Slots of every reserved position are distinct, in range, and on the sequence's blocks. */
+static void check_slots(const kv_block_allocator *alloc, const kv_sequence *seqs, int n) {
+    const int B = alloc->shape.block_size;
+    const int64_t n_slots = (int64_t)alloc->shape.num_blocks * B;
+    unsigned char *seen = calloc((size_t)n_slots, 1);
+    for (int s = 0; s < n; s++) {
+        for (int pos = 0; pos < seqs[s].n_tokens; pos++) {
+            int64_t slot = kv_sequence_slot(&seqs[s], pos, B);
+            CHECK(slot >= 0 && slot < n_slots, "slot %lld out of range", (long long)slot);
+            if (slot < 0 || slot >= n_slots) continue;
+            CHECK(!seen[slot], "slot %lld used twice", (long long)slot);
+            CHECK(slot / B == seqs[s].block_ids[pos / B] && slot % B == pos % B,
+                  "slot %lld is not on block %d", (long long)slot, seqs[s].block_ids[pos / B]);
+            seen[slot] = 1;
+        }
+    }
+    free(seen);
+}
+
+static void check_random_workload(uint64_t *rng) {
+    kv_pool_shape shape = {.n_layer = 2, .n_head = 2, .block_size = 16, .num_blocks = 200};
+    kv_block_allocator alloc;
+    kv_sequence seqs[N_SEQS];
+    CHECK(kv_block_allocator_create(&alloc, &shape) == 0, "allocator");
+    for (int s = 0; s < N_SEQS; s++) kv_sequence_create(&seqs[s], MAX_TOKENS, shape.block_size);
+    int full = 0, too_long = 0, reserved = 0;
+    for (int step = 0; step < 5000; step++) {
+        kv_sequence *seq = &seqs[(int)(sampler_next_uniform(rng) * N_SEQS)];
+        if (sampler_next_uniform(rng) < 0.1f) {
+            int before = alloc.n_free;
+            int held = seq->n_blocks;
+            kv_sequence_release(&alloc, seq);
+            CHECK(alloc.n_free == before + held && seq->n_blocks == 0 && seq->n_tokens == 0,
+                  "release did not return %d blocks at once", held);
+            continue;
+        }
+        int n_new = sampler_next_uniform(rng) < 0.7f ? 1 : (int)(sampler_next_uniform(rng) * 300);
+        kv_sequence snapshot = *seq;
+        int32_t first_free = alloc.n_free ? alloc.free_ids[alloc.n_free - 1] : -1;
+        int free_before = alloc.n_free;
+        kv_reserve_status status = kv_sequence_reserve(&alloc, seq, n_new);
+        if (status == KV_RESERVED) {
+            reserved++;
+            CHECK(seq->n_tokens == snapshot.n_tokens + n_new, "reserved tokens");
+        } else {
+            full += status == KV_POOL_FULL;
+            too_long += status == KV_TOO_LONG;
+            CHECK(seq->n_tokens == snapshot.n_tokens && seq->n_blocks == snapshot.n_blocks &&
+                  alloc.n_free == free_before &&
+                  (alloc.n_free == 0 || alloc.free_ids[alloc.n_free - 1] == first_free),
+                  "a refused reservation changed the pool");
+            int need = (snapshot.n_tokens + n_new + 15) / 16 - snapshot.n_blocks;
+            if (status == KV_POOL_FULL)
+                CHECK(need > free_before, "refused %d blocks with %d free", need, free_before);
+            else
+                CHECK(snapshot.n_tokens + n_new > MAX_TOKENS, "refused as too long at %d tokens",
+                      snapshot.n_tokens + n_new);
+        }
+        if (step % 50 == 0) {
+            check_ownership(&alloc, seqs, N_SEQS);
+            check_slots(&alloc, seqs, N_SEQS);
+        }
+    }
+    printf("workload: %d reserved, %d pool-full, %d too-long\n", reserved, full, too_long);
+    CHECK(full > 0 && too_long > 0 && reserved > 0, "the workload missed a case");
+    for (int s = 0; s < N_SEQS; s++) {
+        kv_sequence_release(&alloc, &seqs[s]);
+        kv_sequence_destroy(&seqs[s]);
+    }
+    CHECK(alloc.n_free == shape.num_blocks, "blocks lost: %d of %d free", alloc.n_free, shape.num_blocks);
+    kv_block_allocator_destroy(&alloc);
+}
+
+/* GPT-2 124M: K and V, 12 layers x 768 features x 2 bytes = 36,864 bytes per token. */
+static void check_sizing(void) {
+    kv_pool_shape shape = {.n_layer = 12, .n_head = 12, .block_size = 16};
+    CHECK(kv_pool_bytes_per_block(&shape) == 16 * 36864, "bytes per block %zu",
+          kv_pool_bytes_per_block(&shape));
+    CHECK(kv_pool_blocks_for_budget(&shape, (size_t)1 << 30) == (1 << 30) / (16 * 36864),
+          "blocks in 1 GiB");
+    CHECK(kv_pool_blocks_for_budget(&shape, 16 * 36864 - 1) == 0, "a partial block counted");
+}
+
+int main(void) {
+    uint64_t rng = 12345;
+    check_random_workload(&rng);
+    check_sizing();
+    return check_finish("test_kv_pool");
+}

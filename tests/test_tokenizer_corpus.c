@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "test_tokenizer_json.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 #define MAX_PATH 4096

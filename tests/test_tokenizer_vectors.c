@@ -5,10 +5,13 @@
  *
  * Usage: test_tokenizer_vectors EDGE_CASES_JSONL
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
-#include "test_tokenizer_json.h"
+#include "model/json.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 /* Prints a text with everything outside printable ASCII escaped. */
@@ -31,49 +34,49 @@ static void print_ids(FILE *f, const char *label, const int32_t *ids, size_t n) 
 }
 
 typedef struct {
-    byte_buffer text;
+    const char *text; /* in the line's document */
+    size_t text_len;
     bool special;
     int32_t *ids;
-    size_t n_ids, cap_ids;
+    size_t n_ids;
 } edge_case;
 
-/* Reads {"text": ..., "special": ..., "ids": [...]} from one line. */
-static bool read_case(json_cursor *c, edge_case *ec) {
-    byte_buffer name = {0};
-    bool ok = json_accept(c, '{') && json_string(c, &name) && json_accept(c, ':') &&
-              json_string(c, &ec->text) && json_accept(c, ',') && json_string(c, &name) &&
-              json_accept(c, ':') && json_bool(c, &ec->special) && json_accept(c, ',') &&
-              json_string(c, &name) && json_accept(c, ':') && json_accept(c, '[');
-    byte_buffer_free(&name);
-    ec->n_ids = 0;
-    if (!ok) return false;
-    if (json_accept(c, ']')) return json_accept(c, '}');
-    do {
-        long id;
-        if (!json_int(c, &id)) return false;
-        if (ec->n_ids == ec->cap_ids) {
-            size_t cap = ec->cap_ids ? 2 * ec->cap_ids : 64;
-            int32_t *grown = realloc(ec->ids, cap * sizeof *grown);
-            if (!grown) return false;
-            ec->ids = grown;
-            ec->cap_ids = cap;
+/*
+ * Reads {"text": ..., "special": ..., "ids": [...]} (those three members and no other). On
+ * success ec->ids is the caller's to free.
+ */
+static bool read_case(const json_value *obj, edge_case *ec) {
+    const json_value *ids = json_object_get(obj, "ids");
+    ec->text = json_get_string(json_object_get(obj, "text"), &ec->text_len);
+    if (json_length(obj) != 3 || !ec->text ||
+        !json_get_bool(json_object_get(obj, "special"), &ec->special) || !ids ||
+        ids->type != JSON_ARRAY)
+        return false;
+    ec->n_ids = json_length(ids);
+    ec->ids = malloc((ec->n_ids ? ec->n_ids : 1) * sizeof *ec->ids);
+    if (!ec->ids) return false;
+    for (size_t i = 0; i < ec->n_ids; i++) {
+        int64_t id;
+        if (!json_get_int64(json_array_at(ids, i), &id) || id < INT32_MIN || id > INT32_MAX) {
+            free(ec->ids);
+            ec->ids = NULL;
+            return false;
         }
-        ec->ids[ec->n_ids++] = (int32_t)id;
-    } while (json_accept(c, ','));
-    return json_accept(c, ']') && json_accept(c, '}');
+        ec->ids[i] = (int32_t)id;
+    }
+    return true;
 }
 
 /* Returns whether the case passed. */
 static bool check_case(const tokenizer *tok, const edge_case *ec, int line) {
     token_ids got = {0};
-    int status = tokenizer_encode(tok, (const char *)ec->text.bytes, ec->text.len, ec->special,
-                                  &got);
+    int status = tokenizer_encode(tok, ec->text, ec->text_len, ec->special, &got);
     bool same = status == 0 && got.len == ec->n_ids &&
                 (got.len == 0 || memcmp(got.ids, ec->ids, got.len * sizeof *got.ids) == 0);
     CHECK(same, "line %d: the ids differ from tiktoken's", line);
     if (!same) {
         fprintf(stderr, "  text (special=%d): ", ec->special);
-        print_escaped(stderr, ec->text.bytes, ec->text.len);
+        print_escaped(stderr, (const uint8_t *)ec->text, ec->text_len);
         fputc('\n', stderr);
         print_ids(stderr, "tiktoken", ec->ids, ec->n_ids);
         print_ids(stderr, "ours    ", got.ids, got.len);
@@ -82,8 +85,8 @@ static bool check_case(const tokenizer *tok, const edge_case *ec, int line) {
     char *text = NULL;
     size_t text_len = 0, bad = 0;
     bool round_trip = tokenizer_decode(tok, ec->ids, ec->n_ids, &text, &text_len, &bad) == 0 &&
-                      text_len == ec->text.len &&
-                      (text_len == 0 || memcmp(text, ec->text.bytes, text_len) == 0);
+                      text_len == ec->text_len &&
+                      (text_len == 0 || memcmp(text, ec->text, text_len) == 0);
     CHECK(round_trip, "line %d: decoding tiktoken's ids does not give the text", line);
     free(text);
     token_ids_free(&got);
@@ -91,38 +94,38 @@ static bool check_case(const tokenizer *tok, const edge_case *ec, int line) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s EDGE_CASES_JSONL\n", argv[0]);
-        return EXIT_FAILURE;
-    }
     size_t len;
-    char *jsonl = read_whole_file(argv[1], &len);
-    if (!jsonl) {
-        fprintf(stderr, "%s: cannot read\n", argv[1]);
-        return EXIT_FAILURE;
-    }
+    char *jsonl = read_file_argument(argc, argv, "EDGE_CASES_JSONL", &len);
+    if (!jsonl) return EXIT_FAILURE;
     tokenizer *tok = tokenizer_create();
     if (!tok) {
         fprintf(stderr, "tokenizer_create failed\n");
         return EXIT_FAILURE;
     }
 
-    edge_case ec = {0};
-    int n_cases = 0, n_passed = 0;
-    json_cursor c = {jsonl, jsonl + len};
-    for (int line = 1; !json_at_end(&c); line++) {
-        if (!read_case(&c, &ec)) {
-            CHECK(false, "line %d: malformed case", line);
-            break;
+    int n_cases = 0, n_passed = 0, line = 0;
+    for (const char *p = jsonl, *end = jsonl + len; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+        const char *start = p;
+        p = eol + (eol < end);
+        line++;
+        if (start + strspn(start, " \t\r") >= eol) continue; /* a blank line */
+        char err[256];
+        json_document *doc = json_parse(start, (size_t)(eol - start), err, sizeof err);
+        edge_case ec = {0};
+        if (!doc || !read_case(json_root(doc), &ec)) {
+            CHECK(false, "line %d: malformed case%s%s", line, doc ? "" : ": ", doc ? "" : err);
+        } else {
+            n_cases++;
+            n_passed += check_case(tok, &ec, line);
+            free(ec.ids);
         }
-        n_cases++;
-        n_passed += check_case(tok, &ec, line);
+        json_free(doc);
     }
     CHECK(n_cases > 0, "no cases read");
     printf("edge cases: %d of %d match tiktoken\n", n_passed, n_cases);
 
-    byte_buffer_free(&ec.text);
-    free(ec.ids);
     tokenizer_destroy(tok);
     free(jsonl);
     return check_finish("test_tokenizer_vectors");

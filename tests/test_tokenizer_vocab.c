@@ -5,11 +5,14 @@
  *
  * Usage: test_tokenizer_vocab ENCODER_JSON
  */
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "check.h"
-#include "test_tokenizer_json.h"
+#include "model/json.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 /*
@@ -25,54 +28,69 @@ static void build_byte_of_char(int byte_of_char[512]) {
     }
 }
 
-/* Turns the UTF-8 of an encoder.json key into the token bytes it stands for, in place. */
-static bool key_to_bytes(byte_buffer *key, const int byte_of_char[512]) {
-    size_t out = 0;
-    for (size_t i = 0; i < key->len;) {
-        uint8_t b = key->bytes[i];
+/*
+ * Turns the UTF-8 of an encoder.json key into the token bytes it stands for. out has room for
+ * key_len bytes (every character stands for one byte and takes at least one).
+ */
+static bool key_to_bytes(const char *key, size_t key_len, const int byte_of_char[512],
+                         uint8_t *out, size_t *out_len) {
+    const uint8_t *k = (const uint8_t *)key;
+    size_t n = 0;
+    for (size_t i = 0; i < key_len;) {
         int c;
-        if (b < 0x80) {
-            c = b;
+        if (k[i] < 0x80) {
+            c = k[i];
             i += 1;
-        } else if ((b & 0xE0) == 0xC0 && i + 1 < key->len) {
-            c = ((b & 0x1F) << 6) | (key->bytes[i + 1] & 0x3F);
+        } else if ((k[i] & 0xE0) == 0xC0 && i + 1 < key_len) {
+            c = ((k[i] & 0x1F) << 6) | (k[i + 1] & 0x3F);
             i += 2;
         } else {
             return false;
         }
         if (c >= 512 || byte_of_char[c] < 0) return false;
-        key->bytes[out++] = (uint8_t)byte_of_char[c];
+        out[n++] = (uint8_t)byte_of_char[c];
     }
-    key->len = out;
+    *out_len = n;
     return true;
 }
 
-static void check_entries(const tokenizer *tok, json_cursor *c, int *n_entries) {
+/* Checks one entry (token string -> id) against the compiled vocabulary. */
+static void check_entry(const tokenizer *tok, const json_member *m, const int byte_of_char[512],
+                        bool seen[TOKENIZER_VOCAB_SIZE]) {
+    char shown[64];
+    int64_t id;
+    if (!json_get_int64(&m->value, &id) || id < INT32_MIN || id > INT32_MAX) {
+        CHECK(false, "entry \"%s\": the id is not a 32-bit integer",
+              json_printable(m->key, m->key_len, shown, sizeof shown));
+        return;
+    }
+    uint8_t *key = malloc(m->key_len ? m->key_len : 1);
+    size_t key_len = 0;
+    CHECK(key, "out of memory");
+    if (!key) return;
+    CHECK(key_to_bytes(m->key, m->key_len, byte_of_char, key, &key_len),
+          "entry %" PRId64 ": a character outside the alphabet", id);
+    size_t len;
+    const uint8_t *bytes = tokenizer_token_bytes(tok, (int32_t)id, &len);
+    CHECK(bytes && len == key_len && memcmp(bytes, key, len) == 0,
+          "id %" PRId64 ": the compiled token differs from encoder.json", id);
+    if (id >= 0 && id < TOKENIZER_VOCAB_SIZE) {
+        CHECK(!seen[id], "id %" PRId64 " appears twice", id);
+        seen[id] = true;
+    }
+    free(key);
+}
+
+/* Checks every member of encoder.json, in document order; returns how many there are. */
+static size_t check_entries(const tokenizer *tok, const json_value *root) {
     static bool seen[TOKENIZER_VOCAB_SIZE];
     int byte_of_char[512];
     build_byte_of_char(byte_of_char);
-    byte_buffer key = {0};
-    CHECK(json_accept(c, '{'), "encoder.json does not open with {");
-    do {
-        long id;
-        if (!json_string(c, &key) || !json_accept(c, ':') || !json_int(c, &id)) {
-            CHECK(false, "malformed entry after %d entries", *n_entries);
-            break;
-        }
-        (*n_entries)++;
-        CHECK(key_to_bytes(&key, byte_of_char), "entry %ld: a character outside the alphabet",
-              id);
-        size_t len;
-        const uint8_t *bytes = tokenizer_token_bytes(tok, (int32_t)id, &len);
-        CHECK(bytes && len == key.len && memcmp(bytes, key.bytes, len) == 0,
-              "id %ld: the compiled token differs from encoder.json", id);
-        if (id >= 0 && id < TOKENIZER_VOCAB_SIZE) {
-            CHECK(!seen[id], "id %ld appears twice", id);
-            seen[id] = true;
-        }
-    } while (json_accept(c, ','));
-    CHECK(json_accept(c, '}'), "encoder.json does not close with }");
-    byte_buffer_free(&key);
+    CHECK(root->type == JSON_OBJECT, "encoder.json holds a %s, not an object",
+          json_type_name(root->type));
+    size_t n = json_length(root);
+    for (size_t i = 0; i < n; i++) check_entry(tok, &root->as.object.members[i], byte_of_char, seen);
+    return n;
 }
 
 static void check_out_of_range(const tokenizer *tok) {
@@ -85,30 +103,25 @@ static void check_out_of_range(const tokenizer *tok) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s ENCODER_JSON\n", argv[0]);
-        return EXIT_FAILURE;
-    }
     size_t len;
-    char *json = read_whole_file(argv[1], &len);
-    if (!json) {
-        fprintf(stderr, "%s: cannot read\n", argv[1]);
-        return EXIT_FAILURE;
-    }
+    char *json = read_file_argument(argc, argv, "ENCODER_JSON", &len);
+    if (!json) return EXIT_FAILURE;
+    char err[256];
+    json_document *doc = json_parse(json, len, err, sizeof err);
+    CHECK(doc, "%s: %s", argv[1], err);
     tokenizer *tok = tokenizer_create();
     if (!tok) {
         fprintf(stderr, "tokenizer_create failed\n");
         return EXIT_FAILURE;
     }
 
-    json_cursor c = {json, json + len};
-    int n_entries = 0;
-    check_entries(tok, &c, &n_entries);
-    CHECK(n_entries == TOKENIZER_VOCAB_SIZE, "%d entries, expected %d", n_entries,
+    size_t n_entries = doc ? check_entries(tok, json_root(doc)) : 0;
+    CHECK(n_entries == TOKENIZER_VOCAB_SIZE, "%zu entries, expected %d", n_entries,
           TOKENIZER_VOCAB_SIZE);
     check_out_of_range(tok);
-    printf("encoder.json: %d entries compared\n", n_entries);
+    printf("encoder.json: %zu entries compared\n", n_entries);
 
+    json_free(doc);
     tokenizer_destroy(tok);
     free(json);
     return check_finish("test_tokenizer_vocab");

@@ -350,7 +350,7 @@ static void test_spec_errors(void) {
     expect_bad_spec("{\"kind\":\"bar\",\"categories\":[\"a\"],\"series\":[{\"x\":[1],\"y\":[1]}]}",
                     "series[0]: unknown field 'x'");
     expect_bad_spec("{\"kind\":\"bar\",\"categories\":[1],\"series\":[]}",
-                    "categories: item 0: expected a string");
+                    "categories[0]: expected a string");
     expect_bad_spec("{\"kind\":\"bar\",\"categories\":[],\"series\":[],\"x_log\":true}",
                     "x_log: does not apply to bar charts");
     expect_bad_spec("{\"kind\":\"heatmap\",\"matrix\":[[1,2],[3]]}",

@@ -1,7 +1,6 @@
 /* The canvas of the plot library: an RGB image with anti-aliased shapes, written as PNG. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <stb/stb_image_write.h>
 

@@ -77,9 +77,8 @@ static double column_labels_height(const plot_frame *f, bool rotated) {
     if (!c->col_labels) return 0;
     double widest = widest_label(f->font, PLOT_TICK_SIZE, c->col_labels, c->cols);
     double height = plot_text_height(f->font, PLOT_TICK_SIZE);
-    double s = sin(COLUMN_LABEL_ANGLE * PLOT_PI / 180),
-           co = cos(COLUMN_LABEL_ANGLE * PLOT_PI / 180);
-    return LABEL_GAP + (rotated ? widest * s + height * co : height);
+    double angle = COLUMN_LABEL_ANGLE * PLOT_PI / 180;
+    return LABEL_GAP + (rotated ? widest * sin(angle) + height * cos(angle) : height);
 }
 
 /* Room right of the cells for the colour bar, its tick labels and its label. */

@@ -83,7 +83,7 @@ double plot_text_height(const plot_font *font, double size);
 /* Draws text anchored at (x, y), rotated about that point. */
 void plot_draw_text(plot_canvas *canvas, const plot_font *font, const plot_text_style *style,
                     double x, double y, const char *text);
-/* The axis-aligned box that plot_draw_text would cover (for angles 0 and 90 exactly). */
+/* The axis-aligned box around the line of text plot_draw_text would draw (turned, if angled). */
 plot_rect plot_text_box(const plot_font *font, const plot_text_style *style, double x, double y,
                         const char *text);
 
@@ -231,6 +231,7 @@ double plot_x_tick_labels_height(const plot_font *font);
 double plot_y_tick_labels_width(const plot_font *font, const plot_ticks *ticks);
 /* A muted note centred in the area ("no data"). */
 void plot_draw_note(plot_frame *frame, plot_rect area, const char *text);
+
 /* A place for a label: the anchor, the style, and a cost added for it being less natural. */
 typedef struct {
     double x, y;
@@ -251,7 +252,56 @@ void plot_add_reference_obstacles(const plot_chart *chart, plot_rect area, const
 void plot_draw_reference_lines(plot_frame *frame, plot_rect area, const plot_axis *y,
                                plot_obstacles *obstacles);
 
-/* The kinds (plot_xy.c, plot_heatmap.c). Return 0, or -1 when out of memory. */
+/* ---- what the charts on x/y axes share (plot_xy.c) ---- */
+
+#define PLOT_AXIS_LABEL_GAP 8.0      /* between tick labels and the axis label */
+#define PLOT_LEGEND_OUTSIDE_GAP 16.0 /* between the plot area and a legend right of it */
+#define PLOT_DATA_PAD 0.04           /* room around the data, as a fraction of the axis span */
+
+/* The span of some values; NaN bounds when empty. */
+typedef struct {
+    double lo, hi;
+} plot_range;
+
+plot_range plot_range_empty(void);
+void plot_range_add(plot_range *range, double value);
+/* Adds the values that the axis accepts (see plot_axis_accepts). */
+void plot_range_add_accepted(plot_range *range, bool log, const double *values, size_t n);
+
+typedef struct {
+    plot_rect area;
+    plot_axis x, y; /* bar charts: x is the category index, category i spans [i, i + 1) */
+    plot_ticks x_ticks, y_ticks;
+} plot_xy_axes;
+
+/*
+ * Places the plot area below the titles, above x_labels_height of x tick labels, right of the y
+ * tick labels (and of min_left) and left of right_reserve; maps the (already fitted) y axis and
+ * makes its ticks, and gives the x axis its pixels.
+ */
+void plot_place_area(const plot_frame *frame, double x_labels_height, double right_reserve,
+                     double min_left, plot_xy_axes *axes);
+/* Lays out a chart with a numeric x axis: the area, both axes mapped, both sets of ticks. */
+void plot_layout_numeric(const plot_frame *frame, double right_reserve, plot_xy_axes *axes);
+/* Frame, ticks and axis labels, drawn over the data; numeric_x false leaves out the x ticks. */
+void plot_draw_xy_axes(plot_frame *frame, const plot_xy_axes *axes, bool numeric_x,
+                       double x_labels_height);
+void plot_export_layout(const plot_xy_axes *axes, plot_layout *layout);
+/*
+ * The legend entries of the named series; *n of them. NULL with *n = 0 when there are none,
+ * and then *failed tells whether that is for want of memory.
+ */
+plot_legend_entry *plot_legend_entries(const plot_chart *chart, size_t *n, bool *failed);
+/*
+ * Whether the legend goes right of the plot area: wherever it goes inside (*inside_at, the best
+ * place) it would hide data, and outside it leaves the area most of the width.
+ */
+bool plot_legend_goes_outside(const plot_frame *frame, const plot_obstacles *obstacles,
+                              const plot_xy_axes *axes, plot_point size, plot_point *inside_at);
+
+/* ---- the kinds (plot_line.c, plot_bar.c, plot_roofline.c, plot_heatmap.c) ---- */
+
+/* Each draws its chart below the titles; returns 0, or -1 when out of memory. */
 int plot_draw_line_chart(plot_frame *frame, plot_layout *layout);
 int plot_draw_bar_chart(plot_frame *frame, plot_layout *layout);
 int plot_draw_roofline(plot_frame *frame, plot_layout *layout);

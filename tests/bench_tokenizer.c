@@ -9,30 +9,13 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "tests/test_util.h"
 #include "tokenizer/tokenizer.h"
 
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *data = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        data = size >= 0 ? malloc((size_t)size + 1) : NULL;
-        rewind(f);
-        if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-            free(data);
-            data = NULL;
-        }
-        *len = (size_t)size;
-    }
-    fclose(f);
-    return data;
 }
 
 int main(int argc, char **argv) {
@@ -42,7 +25,7 @@ int main(int argc, char **argv) {
     }
     int runs = argc == 3 ? atoi(argv[2]) : 5;
     size_t len = 0;
-    char *text = read_file(argv[1], &len);
+    char *text = read_whole_file(argv[1], &len);
     if (!text || runs < 1) {
         fprintf(stderr, "%s: cannot read (or RUNS < 1)\n", argv[1]);
         return EXIT_FAILURE;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 
 size_t kv_pool_bytes_per_block(const kv_pool_shape *shape) {
-    const size_t fp16_bytes = 2, k_and_v = 2;
+    const size_t k_and_v = 2;
     return k_and_v * (size_t)shape->n_layer * (size_t)shape->n_head * (size_t)shape->block_size *
-           KV_HEAD_SIZE * fp16_bytes;
+           kv_format_bytes_per_head(shape->format);
 }
 
 int kv_pool_blocks_for_budget(const kv_pool_shape *shape, size_t budget_bytes) {

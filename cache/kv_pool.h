@@ -1,10 +1,15 @@
 /*
  * The paged KV pool's bookkeeping, on the host: a block allocator and one block table per
  * sequence. The device memory it describes is laid out, per layer, as
- *   K pages: [num_blocks][n_head][block_size][64]   (fp16)
- *   V pages: [num_blocks][n_head][block_size][64]
- * with every layer's pages in one allocation [n_layer][...]. A block holds block_size tokens of
- * one sequence; its id indexes the same page in every layer, so one block table serves all.
+ *   FP16:  K pages:  [num_blocks][n_head][block_size][64]   fp16
+ *          V pages:  [num_blocks][n_head][block_size][64]   fp16
+ *   INT8:  K pages:  [num_blocks][n_head][block_size][64]   int8 codes
+ *          K scales: [num_blocks][n_head][block_size]       fp16, one per token and head
+ *          V pages and V scales: the same
+ * with every layer's pages (and scales) in one allocation [n_layer][...]. Scales sit beside the
+ * pages and are addressed by the same block id; cache/kv_quant.h defines the INT8 format.
+ * A block holds block_size tokens of one sequence; its id indexes the same page in every layer,
+ * so one block table serves all.
  *
  * Running out of blocks is an ordinary outcome: a reservation either gets every block it asks
  * for or none, so the caller can make the sequence wait or refuse it. Nothing here touches
@@ -17,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KV_HEAD_SIZE 64
+#include "cache/kv_quant.h"
+
 #define KV_DEFAULT_BLOCK_SIZE 16
 
 typedef struct {
@@ -25,9 +31,10 @@ typedef struct {
     int n_head;
     int block_size; /* tokens per block */
     int num_blocks;
+    kv_format format; /* KV_FORMAT_FP16 or KV_FORMAT_INT8 on the GPU */
 } kv_pool_shape;
 
-/* Bytes of one block across all layers, K and V, fp16. */
+/* Bytes of one block across all layers, K and V, in the shape's format (INT8: scales included). */
 size_t kv_pool_bytes_per_block(const kv_pool_shape *shape);
 /* How many blocks a budget of bytes holds (0 when not even one fits). */
 int kv_pool_blocks_for_budget(const kv_pool_shape *shape, size_t budget_bytes);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/half.h"
 #include "model/config.h"
 #include "model/error_sink.h"
 #include "model/safetensors.h"
@@ -398,27 +399,17 @@ void gpt2_checkpoint_close(gpt2_checkpoint *ckpt) {
 
 /* ---- Conversion ---- */
 
-static float f32_from_bits(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+static float bf16_to_f32(uint16_t b) { return float_from_bits((uint32_t)b << 16); }
 
-/* IEEE half to float; exact for every input, subnormals, infinities and NaN payloads included. */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exponent = (h >> 10) & 0x1F;
-    uint32_t mantissa = h & 0x3FF;
-    if (exponent == 0x1F) return f32_from_bits(sign | 0x7F800000 | (mantissa << 13));
-    if (exponent == 0) {
-        /* zero or subnormal: mantissa * 2^-24, exact in float */
-        float magnitude = (float)mantissa * 0x1p-24f;
-        return sign ? -magnitude : magnitude;
+/* out[i] = to_f32(the i-th 16-bit value at src), for src possibly unaligned. */
+static void convert_16bit(float *out /* [n] */, const unsigned char *src /* [2n] */, size_t n,
+                          float (*to_f32)(uint16_t)) {
+    for (size_t i = 0; i < n; i++) {
+        uint16_t bits;
+        memcpy(&bits, src + 2 * i, sizeof bits);
+        out[i] = to_f32(bits);
     }
-    return f32_from_bits(sign | ((exponent + 127 - 15) << 23) | (mantissa << 13));
 }
-
-static float bf16_to_f32(uint16_t b) { return f32_from_bits((uint32_t)b << 16); }
 
 void gpt2_tensor_to_f32(const gpt2_tensor *t, float *out) {
     const unsigned char *src = t->data; /* possibly unaligned: loads go through memcpy */
@@ -426,19 +417,7 @@ void gpt2_tensor_to_f32(const gpt2_tensor *t, float *out) {
     if (n == 0) return;
     switch (t->dtype) {
     case GPT2_F32: memcpy(out, src, n * sizeof(float)); return;
-    case GPT2_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, sizeof h);
-            out[i] = f16_to_f32(h);
-        }
-        return;
-    case GPT2_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t b;
-            memcpy(&b, src + 2 * i, sizeof b);
-            out[i] = bf16_to_f32(b);
-        }
-        return;
+    case GPT2_F16: convert_16bit(out, src, n, half_to_float); return;
+    case GPT2_BF16: convert_16bit(out, src, n, bf16_to_f32); return;
     }
 }

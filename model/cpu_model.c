@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "model/cpu_ops.h"
 
@@ -81,8 +80,8 @@ static int alloc_activations(cpu_activations *a, const gpt2_config *c, int max_c
     a->attn_out = malloc(T * C * sizeof(float));
     a->hidden = malloc(T * 4 * C * sizeof(float));
     a->scores = malloc((size_t)c->n_positions * sizeof(float));
-    a->k_rows = malloc((size_t)c->n_positions * sizeof(float *));
-    a->v_rows = malloc((size_t)c->n_positions * sizeof(float *));
+    a->k_rows = malloc((size_t)c->n_positions * sizeof *a->k_rows);
+    a->v_rows = malloc((size_t)c->n_positions * sizeof *a->v_rows);
     if (!a->residual || !a->normed || !a->qkv || !a->attn_out || !a->hidden || !a->scores ||
         !a->k_rows || !a->v_rows)
         return -1;
@@ -101,13 +100,14 @@ static void free_activations(cpu_activations *a) {
     *a = (cpu_activations){0};
 }
 
-int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chunk, char *err,
-                     size_t err_len) {
+int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chunk,
+                     kv_format kv_storage, char *err, size_t err_len) {
     const gpt2_config *c = &ckpt->config;
     *model = (cpu_model){.config = *c};
     if (max_chunk < 1 || max_chunk > c->n_positions) max_chunk = c->n_positions;
     if (load_weights(&model->weights, ckpt) != 0 ||
-        kv_cache_cpu_create(&model->cache, c->n_layer, c->n_positions, c->n_embd) != 0 ||
+        kv_cache_cpu_create(&model->cache, c->n_layer, c->n_positions, c->n_embd,
+                            kv_storage) != 0 ||
         alloc_activations(&model->act, c, max_chunk) != 0) {
         snprintf(err, err_len, "cpu backend: out of host memory for a %d-layer, %d-wide model",
                  c->n_layer, c->n_embd);
@@ -161,9 +161,8 @@ static void embed(cpu_model *model, const int32_t *tokens, int n, int pos0) {
 static void store_kv(cpu_model *model, int layer, int pos0, int n) {
     const int C = model->config.n_embd;
     for (int t = 0; t < n; t++) {
-        const float *row = model->act.qkv + (size_t)t * 3 * C;
-        memcpy(kv_cache_cpu_k_row(&model->cache, layer, pos0 + t), row + C, C * sizeof(float));
-        memcpy(kv_cache_cpu_v_row(&model->cache, layer, pos0 + t), row + 2 * C, C * sizeof(float));
+        const float *row = model->act.qkv + (size_t)t * 3 * C; /* [q | k | v], C each */
+        kv_cache_cpu_store(&model->cache, layer, pos0 + t, row + C, row + 2 * C);
     }
 }
 
@@ -181,8 +180,8 @@ static void block_forward(cpu_model *model, int layer, int pos0, int n) {
         a->k_rows[p] = kv_cache_cpu_k_row(&model->cache, layer, p);
         a->v_rows[p] = kv_cache_cpu_v_row(&model->cache, layer, p);
     }
-    cpu_causal_attention(a->attn_out, a->qkv, 3 * C, (const float *const *)a->k_rows,
-                         (const float *const *)a->v_rows, pos0, n, c->n_head, a->scores);
+    cpu_causal_attention(a->attn_out, a->qkv, 3 * C, a->k_rows, a->v_rows, pos0, n, c->n_head,
+                         a->scores);
     cpu_matmul_bias(a->normed, a->attn_out, w->attn_proj_w, w->attn_proj_b, n, C, C);
     cpu_add_inplace(a->residual, a->normed, (size_t)n * C);
 

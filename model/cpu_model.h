@@ -2,7 +2,9 @@
  * The CPU reference backend: a plain fp32 GPT-2 forward over a contiguous KV cache.
  *
  * It is the oracle for every GPU kernel and for the whole CUDA forward pass, so it favours
- * clarity over speed: one function per op, the forward pass in order on one screen.
+ * clarity over speed: one function per op, the forward pass in order on one screen. Its cache
+ * stores K and V exactly (KV_FORMAT_FP32, the oracle) or through the GPU's FP16 or INT8 format,
+ * so that it also serves as the reference for the quantized cache.
  */
 #ifndef GPT2_CPU_MODEL_H
 #define GPT2_CPU_MODEL_H
@@ -39,14 +41,14 @@ typedef struct {
 /* Activations for up to max_chunk new tokens at once. */
 typedef struct {
     int max_chunk;
-    float *residual; /* [max_chunk, C] */
-    float *normed;   /* [max_chunk, C] */
-    float *qkv;      /* [max_chunk, 3C] */
-    float *attn_out; /* [max_chunk, C] */
-    float *hidden;   /* [max_chunk, 4C] */
-    float *scores;   /* [n_positions] */
-    float **k_rows;  /* [n_positions] -> the cache row of each position, for attention */
-    float **v_rows;  /* [n_positions] */
+    float *residual;      /* [max_chunk, C] */
+    float *normed;        /* [max_chunk, C] */
+    float *qkv;           /* [max_chunk, 3C] */
+    float *attn_out;      /* [max_chunk, C] */
+    float *hidden;        /* [max_chunk, 4C] */
+    float *scores;        /* [n_positions] */
+    const float **k_rows; /* [n_positions] -> the cache row of each position, for attention */
+    const float **v_rows; /* [n_positions] */
 } cpu_activations;
 
 typedef struct {
@@ -58,11 +60,11 @@ typedef struct {
 
 /*
  * Converts the checkpoint's weights to fp32 (the checkpoint may be closed afterwards) and
- * sizes the cache for n_positions tokens. max_chunk bounds the tokens of one forward call.
- * Returns 0, or -1 with a message in err.
+ * sizes the cache for n_positions tokens, stored in kv_storage. max_chunk bounds the tokens of
+ * one forward call (0: n_positions). Returns 0, or -1 with a message in err.
  */
-int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chunk, char *err,
-                     size_t err_len);
+int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chunk,
+                     kv_format kv_storage, char *err, size_t err_len);
 void cpu_model_destroy(cpu_model *model);
 
 /* Forgets every cached position: the next forward starts a new sequence at position 0. */

@@ -4,14 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "model/logit_compare.h"
+
 /* -log softmax(logits)[target], with the log-sum-exp taken in double around the max. */
 static double token_nll(const float *logits, int vocab_size, int32_t target) {
-    float max_logit = logits[0];
-    for (int i = 1; i < vocab_size; i++)
-        if (logits[i] > max_logit) max_logit = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < vocab_size; i++) sum += exp((double)logits[i] - max_logit);
-    return log(sum) + max_logit - logits[target];
+    return logits_log_sum_exp(logits, vocab_size) - logits[target];
 }
 
 /*

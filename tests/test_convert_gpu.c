@@ -1,7 +1,7 @@
 /*
  * launch_convert_to_f16 on fresh random inputs, with the output poisoned first.
- * Oracle: arithmetic. Each fp16 result h must be a nearest fp16 to its input x: neither fp16
- * neighbour of h is closer to x. Exits 77 where there is no CUDA device.
+ * Oracle: arithmetic (tests/half_oracle.h). Each fp16 result h must be the nearest fp16 to its
+ * input x, ties to even. Exits 77 where there is no CUDA device.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,28 +11,11 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
-#include "model/checkpoint.h"
 #include "model/sampler.h"
 #include "tests/check.h"
+#include "tests/half_oracle.h"
 
 #define N 100003 /* not a multiple of the block size */
-
-static float half_bits_to_f32(uint16_t bits) {
-    float out;
-    gpt2_tensor t = {.data = &bits, .dtype = GPT2_F16, .ndim = 1, .shape = {1}, .numel = 1};
-    gpt2_tensor_to_f32(&t, &out);
-    return out;
-}
-
-/* True when no fp16 neighbour of result is strictly closer to x than result. */
-static int is_nearest_f16(float x, uint16_t result) {
-    double err = fabs((double)half_bits_to_f32(result) - x);
-    uint16_t up = (uint16_t)(result + 1), down = (uint16_t)(result - 1);
-    float up_value = half_bits_to_f32(up), down_value = half_bits_to_f32(down);
-    if (isfinite(up_value) && fabs((double)up_value - x) < err) return 0;
-    if (isfinite(down_value) && fabs((double)down_value - x) < err) return 0;
-    return 1;
-}
 
 static void check_from_f32(uint64_t *rng) {
     float *host_in = malloc(N * sizeof(float));
@@ -51,7 +34,7 @@ static void check_from_f32(uint64_t *rng) {
     uint16_t past_end;
     CUDA_CHECK(cudaMemcpy(&past_end, dev_out + N, sizeof past_end, cudaMemcpyDeviceToHost));
     int bad = 0;
-    for (int i = 0; i < N; i++) bad += !is_nearest_f16(host_in[i], host_out[i]);
+    for (int i = 0; i < N; i++) bad += !half_is_nearest(host_in[i], host_out[i]);
     CHECK(bad == 0, "%d of %d f32 -> f16 results are not a nearest fp16", bad, N);
     CHECK(past_end == 0xFFFF, "the kernel wrote past the end");
     cudaFree(dev_in);
@@ -82,7 +65,7 @@ static void check_from_bf16(uint64_t *rng) {
         uint32_t bits = (uint32_t)host_in[i] << 16;
         float x;
         memcpy(&x, &bits, 4);
-        bad += !is_nearest_f16(x, host_out[i]);
+        bad += !half_is_nearest(x, host_out[i]);
     }
     CHECK(bad == 0, "%d of %d bf16 -> f16 results are not a nearest fp16", bad, N);
     cudaFree(dev_in);

@@ -1,6 +1,7 @@
 /*
  * The paged KV pool's bookkeeping under a random workload: blocks are never owned twice or
- * lost, reservations are all or nothing, release frees at once, slots are distinct and in range.
+ * lost, reservations are all or nothing, release frees at once, slots are distinct and in range;
+ * and its sizing in FP16 and INT8.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,8 @@ static void check_slots(const kv_block_allocator *alloc, const kv_sequence *seqs
 }
 
 static void check_random_workload(uint64_t *rng) {
-    kv_pool_shape shape = {.n_layer = 2, .n_head = 2, .block_size = 16, .num_blocks = 200};
+    kv_pool_shape shape = {
+        .n_layer = 2, .n_head = 2, .block_size = 16, .num_blocks = 200, .format = KV_FORMAT_FP16};
     kv_block_allocator alloc;
     kv_sequence seqs[N_SEQS];
     CHECK(kv_block_allocator_create(&alloc, &shape) == 0, "allocator");
@@ -107,7 +109,7 @@ static void check_random_workload(uint64_t *rng) {
 
 /* GPT-2 124M: K and V, 12 layers x 768 features x 2 bytes = 36,864 bytes per token. */
 static void check_sizing(void) {
-    kv_pool_shape shape = {.n_layer = 12, .n_head = 12, .block_size = 16};
+    kv_pool_shape shape = {.n_layer = 12, .n_head = 12, .block_size = 16, .format = KV_FORMAT_FP16};
     CHECK(kv_pool_bytes_per_block(&shape) == 16 * 36864, "bytes per block %zu",
           kv_pool_bytes_per_block(&shape));
     CHECK(kv_pool_blocks_for_budget(&shape, (size_t)1 << 30) == (1 << 30) / (16 * 36864),
@@ -115,9 +117,37 @@ static void check_sizing(void) {
     CHECK(kv_pool_blocks_for_budget(&shape, 16 * 36864 - 1) == 0, "a partial block counted");
 }
 
+/*
+ * GPT-2 124M in INT8: per token, K and V x 12 layers x 12 heads x (64 int8 codes + a 2-byte fp16
+ * scale) = 19,008 bytes, against 36,864 in fp16. For the same budget the INT8 pool holds at least
+ * 1.9x the tokens, whole blocks counted (1 GiB: 3530 blocks against 1820, 1.94x).
+ */
+static void check_int8_capacity(void) {
+    const size_t int8_token_bytes = 2 * 12 * 12 * (64 + 2), fp16_token_bytes = 36864;
+    kv_pool_shape fp16 = {.n_layer = 12, .n_head = 12, .block_size = 16, .format = KV_FORMAT_FP16};
+    kv_pool_shape int8 = fp16;
+    int8.format = KV_FORMAT_INT8;
+    CHECK(kv_pool_bytes_per_block(&int8) == 16 * int8_token_bytes, "int8 bytes per block %zu",
+          kv_pool_bytes_per_block(&int8));
+    const size_t budgets[] = {(size_t)64 << 20, (size_t)1 << 30, (size_t)80 << 30};
+    for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
+        const int fp16_blocks = kv_pool_blocks_for_budget(&fp16, budgets[i]);
+        const int int8_blocks = kv_pool_blocks_for_budget(&int8, budgets[i]);
+        CHECK(int8_blocks == (int)(budgets[i] / (16 * int8_token_bytes)) &&
+                  fp16_blocks == (int)(budgets[i] / (16 * fp16_token_bytes)),
+              "blocks in %zu bytes: int8 %d, fp16 %d", budgets[i], int8_blocks, fp16_blocks);
+        CHECK(int8_blocks >= 1.9 * fp16_blocks, "%zu bytes: int8 holds %d blocks, fp16 %d (%.3fx)",
+              budgets[i], int8_blocks, fp16_blocks, (double)int8_blocks / fp16_blocks);
+        if (i == 1)
+            printf("1 GiB holds %d int8 blocks against %d fp16 (%.3fx the tokens)\n", int8_blocks,
+                   fp16_blocks, (double)int8_blocks / fp16_blocks);
+    }
+}
+
 int main(void) {
     uint64_t rng = 12345;
     check_random_workload(&rng);
     check_sizing();
+    check_int8_capacity();
     return check_finish("test_kv_pool");
 }

@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     cpu_model model;
     CHECK(golden_write_checkpoint(&g, dir) == 0, "cannot write the checkpoint");
     CHECK(gpt2_checkpoint_open(&ckpt, dir, err, sizeof err) == 0, "%s", err);
-    CHECK(cpu_model_create(&model, &ckpt, 0, err, sizeof err) == 0, "%s", err);
+    CHECK(cpu_model_create(&model, &ckpt, 0, KV_FORMAT_FP32, err, sizeof err) == 0, "%s", err);
     gpt2_checkpoint_close(&ckpt);
     golden_remove_checkpoint(dir);
     if (check_failures == 0) {

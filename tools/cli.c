@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+
 int cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -130,6 +131,23 @@ char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_
     return text;
 }
 
+int cli_encode_file(const char *cmd, const char *path, int vocab_size, token_ids *ids) {
+    size_t len = 0;
+    char *text = cli_read_text(cmd, NULL, path, &len);
+    if (!text) return 1;
+    tokenizer *tok = tokenizer_create();
+    int rc = tok && tokenizer_encode(tok, text, len, false, ids) == 0
+                 ? 0
+                 : cli_error(cmd, "out of memory");
+    tokenizer_destroy(tok);
+    free(text);
+    for (size_t i = 0; rc == 0 && i < ids->len; i++)
+        if (ids->ids[i] >= vocab_size)
+            rc = cli_error(cmd, "%s: token id %d is outside this model's vocabulary of %d", path,
+                           ids->ids[i], vocab_size);
+    return rc;
+}
+
 int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *out) {
     const char *p = text;
     for (;;) {
@@ -169,6 +187,13 @@ bool cli_backend_parse(cli_args *args, cli_backend *out) {
     return false;
 }
 
+bool cli_kv_format_parse(cli_args *args, kv_format *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    if (kv_format_parse(value, out)) return true;
+    return fail_value(args, value, "a KV format (fp32, fp16 or int8)");
+}
+
 static bool is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -188,19 +213,25 @@ const char *cli_model_dir(const char *cmd, const char *flag_value) {
     return NULL;
 }
 
-int cli_load_cpu_model(const char *cmd, const char *model_dir, cpu_model *model,
-                       gpt2_config *config) {
+int cli_load_cpu_model(const char *cmd, const char *model_dir, kv_format kv_storage,
+                       cpu_model *model, gpt2_config *config) {
     char err[GPT2_ERR_LEN];
     gpt2_checkpoint ckpt;
     if (gpt2_checkpoint_open(&ckpt, model_dir, err, sizeof err) != 0) {
         cli_error(cmd, "%s", err);
         return -1;
     }
-    int rc = cpu_model_create(model, &ckpt, 0, err, sizeof err);
+    int rc = cpu_model_create(model, &ckpt, 0, kv_storage, err, sizeof err);
     if (rc != 0) cli_error(cmd, "%s", err);
     *config = ckpt.config;
     gpt2_checkpoint_close(&ckpt);
     return rc;
+}
+
+int cli_resolve_ctx(const char *cmd, int *ctx, const gpt2_config *config) {
+    if (*ctx == 0) *ctx = config->n_positions;
+    if (*ctx <= config->n_positions) return 0;
+    return cli_error(cmd, "--ctx %d exceeds the model's context of %d", *ctx, config->n_positions);
 }
 
 double cli_now(void) {
@@ -209,36 +240,25 @@ double cli_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Length of the valid UTF-8 character at s[0..avail), or 0 when the bytes there are not one. */
-static size_t utf8_char_len(const unsigned char *s, size_t avail) {
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
-               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    if (len == 0 || len > avail) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
-    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
-    return len;
-}
-
-void cli_json_string(FILE *out, const char *s, size_t len) {
-    const unsigned char *u = (const unsigned char *)s;
-    fputc('"', out);
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_char_len(u + i, len - i);
-        if (n == 0) { /* JSON text is UTF-8: a stray byte becomes U+FFFD */
-            fputs("\\ufffd", out);
-            i++;
-            continue;
-        }
-        unsigned char c = u[i];
-        if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-        else if (c == '\n') fputs("\\n", out);
-        else if (c == '\r') fputs("\\r", out);
-        else if (c == '\t') fputs("\\t", out);
-        else if (c < 0x20) fprintf(out, "\\u%04x", c);
-        else fwrite(u + i, 1, n, out);
-        i += n;
+int cli_make_folders(const char *path) {
+    size_t len = strlen(path);
+    char *partial = malloc(len + 1);
+    if (!partial) return -1;
+    int rc = 0;
+    for (size_t i = 1; i <= len && rc == 0; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        memcpy(partial, path, i);
+        partial[i] = '\0';
+        if (mkdir(partial, 0777) != 0 && errno != EEXIST) rc = -1;
     }
-    fputc('"', out);
+    struct stat st;
+    if (rc == 0 && stat(path, &st) != 0) rc = -1;
+    if (rc == 0 && !S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    int saved = errno;
+    free(partial);
+    errno = saved;
+    return rc;
 }

@@ -43,12 +43,24 @@ int cli_unknown(cli_args *args);
  */
 char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_t *len);
 
+/*
+ * Encodes the text of the file at path (special tokens as plain text) into ids, each checked
+ * against the model's vocab_size. Returns 0, or 1 after printing an error.
+ */
+int cli_encode_file(const char *cmd, const char *path, int vocab_size, token_ids *ids);
+
 /* Parses whitespace-separated token ids in [0, vocab_size). Returns -1 after printing an error. */
 int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *out);
 
 typedef enum { BACKEND_CPU, BACKEND_CUDA } cli_backend;
 /* Parses --backend's value; prints an error and returns false for an unknown or unbuilt one. */
 bool cli_backend_parse(cli_args *args, cli_backend *out);
+
+/* Parses --kv's value (fp32, fp16 or int8); prints an error and returns false for others. */
+bool cli_kv_format_parse(cli_args *args, kv_format *out);
+#define CLI_KV_HELP                                                                           \
+    "  --kv FORMAT        KV cache format: fp32 (exact, the default), fp16, or int8 (per token\n" \
+    "                     and head, fp16 scale); the cpu backend stores K and V through it\n"
 
 /*
  * The model directory: -m when given, else $GPT2_MODEL, else the first of weights/default and
@@ -57,13 +69,19 @@ bool cli_backend_parse(cli_args *args, cli_backend *out);
 const char *cli_model_dir(const char *cmd, const char *flag_value);
 
 /* Opens the checkpoint and builds the CPU model. Returns -1 after printing the error. */
-int cli_load_cpu_model(const char *cmd, const char *model_dir, cpu_model *model,
-                       gpt2_config *config);
+int cli_load_cpu_model(const char *cmd, const char *model_dir, kv_format kv_storage,
+                       cpu_model *model, gpt2_config *config);
+
+/*
+ * Resolves a --ctx value against the model: 0 becomes its context, a longer one is refused.
+ * Returns 0, or 1 after printing the error.
+ */
+int cli_resolve_ctx(const char *cmd, int *ctx, const gpt2_config *config);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 
-/* Writes s[0..len) as a JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD. */
-void cli_json_string(FILE *out, const char *s, size_t len);
+/* mkdir -p: creates path and its missing parents. Returns 0, or -1 with errno set. */
+int cli_make_folders(const char *path);
 
 #endif

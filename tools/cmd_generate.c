@@ -8,6 +8,7 @@
 #include "model/sampler.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/result.h"
 
 typedef struct {
     const char *model_flag;
@@ -20,6 +21,7 @@ typedef struct {
     bool allow_special;
     bool json;
     cli_backend backend;
+    kv_format kv;
 } generate_options;
 
 static void print_help(void) {
@@ -36,6 +38,7 @@ static void print_help(void) {
          "  --ignore-eos       keep going past <|endoftext|>\n"
          "  --special          read <|endoftext|> in the prompt as the special token\n"
          "  --backend cpu      where to run (cuda arrives with the CUDA engine)\n"
+         CLI_KV_HELP
          "  --json             no streaming: print one JSON object with the text, ids and stats");
 }
 
@@ -43,7 +46,8 @@ static void print_help(void) {
 static int parse_options(int argc, char **argv, generate_options *opt) {
     *opt = (generate_options){.n_new = 64,
                               .sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f},
-                              .backend = BACKEND_CPU};
+                              .backend = BACKEND_CPU,
+                              .kv = KV_FORMAT_FP32};
     cli_args args = {.cmd = "generate", .argc = argc, .argv = argv, .next = 0};
     unsigned long long seed = 0;
     while (cli_has_next(&args)) {
@@ -62,6 +66,7 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         else if (cli_flag(&args, "--ignore-eos")) opt->ignore_eos = true;
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
@@ -137,23 +142,25 @@ static void print_stats(const generate_options *opt, const generation *gen) {
     double decode_rate = later > 0 && gen->decode_seconds > 0 ? later / gen->decode_seconds : 0.0;
     double prefill_rate = gen->prefill_seconds > 0 ? gen->prompt.len / gen->prefill_seconds : 0.0;
     if (opt->json) {
-        printf("{\"backend\":\"cpu\",\"seed\":%llu,\"prompt_tokens\":%zu,\"generated_tokens\":%zu,"
-               "\"time_to_first_token_ms\":%.3f,\"prefill_tok_per_s\":%.1f,"
-               "\"decode_tok_per_s\":%.1f,\"ids\":[",
-               (unsigned long long)opt->sampling.seed, gen->prompt.len, gen->generated.len,
+        printf("{\"backend\":\"cpu\",\"kv\":\"%s\",\"seed\":%llu,\"prompt_tokens\":%zu,"
+               "\"generated_tokens\":%zu,\"time_to_first_token_ms\":%.3f,"
+               "\"prefill_tok_per_s\":%.1f,\"decode_tok_per_s\":%.1f,\"ids\":[",
+               kv_format_name(opt->kv), (unsigned long long)opt->sampling.seed, gen->prompt.len,
+               gen->generated.len,
                1e3 * gen->prefill_seconds, prefill_rate, decode_rate);
         for (size_t i = 0; i < gen->generated.len; i++)
             printf("%s%d", i ? "," : "", gen->generated.ids[i]);
         printf("],\"text\":");
-        cli_json_string(stdout, gen->text ? gen->text : "", gen->text_len);
+        result_json_string(stdout, gen->text ? gen->text : "", gen->text_len);
         printf("}\n");
         return;
     }
     fprintf(stderr, "\n\ngpt2: prompt %zu tokens, time to first token %.2f ms (%.1f tok/s prefill)\n",
             gen->prompt.len, 1e3 * gen->prefill_seconds, prefill_rate);
-    fprintf(stderr, "gpt2: generated %zu tokens, decode %.1f tok/s (%.2f ms/token), seed %llu\n",
-            gen->generated.len, decode_rate, later ? 1e3 * gen->decode_seconds / later : 0.0,
-            (unsigned long long)opt->sampling.seed);
+    fprintf(stderr, "gpt2: generated %zu tokens, decode %.1f tok/s (%.2f ms/token), seed %llu, "
+            "kv %s\n", gen->generated.len, decode_rate,
+            later ? 1e3 * gen->decode_seconds / later : 0.0,
+            (unsigned long long)opt->sampling.seed, kv_format_name(opt->kv));
 }
 
 /* Encodes the prompt; an empty prompt starts from <|endoftext|>, as GPT-2 was trained. */
@@ -190,11 +197,13 @@ int cmd_generate(int argc, char **argv) {
     cpu_model model;
     gpt2_config config;
     rc = encode_prompt(&opt, tok, &gen);
-    if (rc == 0 && (rc = cli_load_cpu_model("generate", model_dir, &model, &config) ? 1 : 0) == 0) {
+    if (rc == 0 &&
+        (rc = cli_load_cpu_model("generate", model_dir, opt.kv, &model, &config) ? 1 : 0) == 0) {
         rc = check_prompt(&opt, &config, &gen);
         if (rc == 0 && !opt.json)
-            fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend cpu\n", model_dir,
-                    config.n_layer, config.n_head, config.n_embd);
+            fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend cpu, kv %s\n",
+                    model_dir, config.n_layer, config.n_head, config.n_embd,
+                    kv_format_name(opt.kv));
         if (rc == 0) rc = run_generation(&opt, tok, &model, &gen);
         if (rc == 0) print_stats(&opt, &gen);
         cpu_model_destroy(&model);

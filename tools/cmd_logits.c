@@ -5,6 +5,7 @@
 
 #include "tools/cli.h"
 #include "tools/commands.h"
+#include "tools/result.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "gpt2 logits writes the host's float32 bytes, which must be little-endian"
@@ -14,6 +15,7 @@ typedef struct {
     const char *model_flag, *prompt, *prompt_file, *ids_text, *out_path;
     bool allow_special, json;
     cli_backend backend;
+    kv_format kv;
 } logits_options;
 
 static void print_help(void) {
@@ -21,11 +23,12 @@ static void print_help(void) {
          "  writes little-endian float32 logits [T][vocab_size], one row per input position\n"
          "  --special          read <|endoftext|> in the text as the special token\n"
          "  --backend cpu      where to run\n"
+         CLI_KV_HELP
          "  --json             print a JSON summary (tokens, vocab, file) on stdout");
 }
 
 static int parse_options(int argc, char **argv, logits_options *opt) {
-    *opt = (logits_options){.backend = BACKEND_CPU};
+    *opt = (logits_options){.backend = BACKEND_CPU, .kv = KV_FORMAT_FP32};
     cli_args args = {.cmd = "logits", .argc = argc, .argv = argv};
     while (cli_has_next(&args)) {
         if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
@@ -38,6 +41,7 @@ static int parse_options(int argc, char **argv, logits_options *opt) {
         else if (cli_flag(&args, "-o")) opt->out_path = cli_value(&args);
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
@@ -89,8 +93,9 @@ static int run(const logits_options *opt, cpu_model *model, const token_ids *ids
                  : write_logits(opt->out_path, logits, count);
     free(logits);
     if (rc == 0 && opt->json) {
-        printf("{\"tokens\":%zu,\"vocab_size\":%d,\"file\":", ids->len, c->vocab_size);
-        cli_json_string(stdout, opt->out_path, strlen(opt->out_path));
+        printf("{\"tokens\":%zu,\"vocab_size\":%d,\"kv\":\"%s\",\"file\":", ids->len,
+               c->vocab_size, kv_format_name(opt->kv));
+        result_json_string(stdout, opt->out_path, strlen(opt->out_path));
         printf("}\n");
     } else if (rc == 0) {
         fprintf(stderr, "gpt2 logits: wrote %zu x %d float32 logits to %s\n", ids->len,
@@ -107,7 +112,7 @@ int cmd_logits(int argc, char **argv) {
     if (!model_dir) return 1;
     cpu_model model;
     gpt2_config config;
-    if (cli_load_cpu_model("logits", model_dir, &model, &config) != 0) return 1;
+    if (cli_load_cpu_model("logits", model_dir, opt.kv, &model, &config) != 0) return 1;
     token_ids ids = {0};
     rc = input_ids(&opt, &config, &ids);
     if (rc == 0) rc = run(&opt, &model, &ids);

@@ -8,23 +8,25 @@
 #include "tools/commands.h"
 
 typedef struct {
-    const char *model_flag, *path, *kv;
+    const char *model_flag, *path;
     int ctx, stride; /* 0: the model's context, and half of ctx */
     bool json;
     cli_backend backend;
+    kv_format kv;
 } ppl_options;
 
 static void print_help(void) {
-    puts("usage: gpt2 ppl [-m DIR] -f FILE [--ctx N] [--stride S] [--backend cpu] [--json]\n"
+    puts("usage: gpt2 ppl [-m DIR] -f FILE [--ctx N] [--stride S] [--kv FORMAT] [--backend cpu]\n"
+         "                [--json]\n"
          "  sliding-window perplexity over the tokens of FILE (HF's perplexity guide):\n"
          "  windows of --ctx tokens (default: the model's context) every --stride tokens\n"
          "  (default ctx/2); only the tokens new to each window are scored.\n"
-         "  --kv fp16|int8     KV cache format (CUDA backend; not part of this build yet)\n"
-         "  --json             print {\"ppl\", \"tokens\", \"nll\", \"windows\", ...} on stdout");
+         CLI_KV_HELP
+         "  --json             print {\"ppl\", \"tokens\", \"nll\", \"windows\", \"kv\", ...}");
 }
 
 static int parse_options(int argc, char **argv, ppl_options *opt) {
-    *opt = (ppl_options){.backend = BACKEND_CPU};
+    *opt = (ppl_options){.backend = BACKEND_CPU, .kv = KV_FORMAT_FP32};
     cli_args args = {.cmd = "ppl", .argc = argc, .argv = argv};
     while (cli_has_next(&args)) {
         if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
@@ -34,44 +36,23 @@ static int parse_options(int argc, char **argv, ppl_options *opt) {
         else if (cli_flag(&args, "-f")) opt->path = cli_value(&args);
         else if (cli_flag(&args, "--ctx")) cli_int(&args, 2, 1 << 20, &opt->ctx);
         else if (cli_flag(&args, "--stride")) cli_int(&args, 1, 1 << 20, &opt->stride);
-        else if (cli_flag(&args, "--kv")) opt->kv = cli_value(&args);
+        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
     if (args.failed) return 1;
     if (!opt->path) return cli_error("ppl", "missing -f FILE");
-    if (opt->kv)
-        return cli_error("ppl", "--kv %s: KV formats belong to the CUDA backend, which is not part "
-                                "of this build yet", opt->kv);
     return 0;
 }
 
 /* Checks --ctx and --stride against the model and fills in their defaults. */
 static int resolve_windows(ppl_options *opt, const gpt2_config *c) {
-    if (opt->ctx == 0) opt->ctx = c->n_positions;
-    if (opt->ctx > c->n_positions)
-        return cli_error("ppl", "--ctx %d exceeds the model's context of %d", opt->ctx, c->n_positions);
+    if (cli_resolve_ctx("ppl", &opt->ctx, c) != 0) return 1;
     if (opt->stride == 0) opt->stride = opt->ctx / 2;
     if (opt->stride > opt->ctx)
         return cli_error("ppl", "--stride %d exceeds --ctx %d", opt->stride, opt->ctx);
     return 0;
-}
-
-static int encode_file(const char *path, const gpt2_config *c, token_ids *ids) {
-    size_t len = 0;
-    char *text = cli_read_text("ppl", NULL, path, &len);
-    if (!text) return 1;
-    tokenizer *tok = tokenizer_create();
-    int rc = tok && tokenizer_encode(tok, text, len, false, ids) == 0 ? 0 : cli_error("ppl", "out of memory");
-    tokenizer_destroy(tok);
-    free(text);
-    if (rc == 0 && ids->len < 2) rc = cli_error("ppl", "%s: fewer than 2 tokens", path);
-    for (size_t i = 0; rc == 0 && i < ids->len; i++)
-        if (ids->ids[i] >= c->vocab_size)
-            rc = cli_error("ppl", "%s: token id %d is outside this model's vocabulary of %d", path,
-                           ids->ids[i], c->vocab_size);
-    return rc;
 }
 
 static void print_result(const ppl_options *opt, const perplexity_result *r, size_t n_ids,
@@ -79,14 +60,16 @@ static void print_result(const ppl_options *opt, const perplexity_result *r, siz
     double rate = seconds > 0 ? n_ids / seconds : 0.0;
     if (opt->json) {
         printf("{\"ppl\":%.6f,\"tokens\":%lld,\"file_tokens\":%zu,\"nll\":%.6f,\"windows\":%d,"
-               "\"ctx\":%d,\"stride\":%d,\"backend\":\"cpu\",\"seconds\":%.3f,\"tok_per_s\":%.1f}\n",
+               "\"ctx\":%d,\"stride\":%d,\"backend\":\"cpu\",\"kv\":\"%s\",\"seconds\":%.3f,"
+               "\"tok_per_s\":%.1f}\n",
                r->ppl, r->tokens, n_ids, r->nll_sum / (double)r->tokens, r->windows, opt->ctx,
-               opt->stride, seconds, rate);
+               opt->stride, kv_format_name(opt->kv), seconds, rate);
         return;
     }
     printf("ppl %.4f over %lld scored tokens (%zu in the file, %d windows, ctx %d, stride %d)\n",
            r->ppl, r->tokens, n_ids, r->windows, opt->ctx, opt->stride);
-    fprintf(stderr, "gpt2 ppl: %.2f s, %.1f tok/s, backend cpu\n", seconds, rate);
+    fprintf(stderr, "gpt2 ppl: %.2f s, %.1f tok/s, backend cpu, kv %s\n", seconds, rate,
+            kv_format_name(opt->kv));
 }
 
 int cmd_ppl(int argc, char **argv) {
@@ -97,10 +80,11 @@ int cmd_ppl(int argc, char **argv) {
     if (!model_dir) return 1;
     cpu_model model;
     gpt2_config config;
-    if (cli_load_cpu_model("ppl", model_dir, &model, &config) != 0) return 1;
+    if (cli_load_cpu_model("ppl", model_dir, opt.kv, &model, &config) != 0) return 1;
     token_ids ids = {0};
     rc = resolve_windows(&opt, &config);
-    if (rc == 0) rc = encode_file(opt.path, &config, &ids);
+    if (rc == 0) rc = cli_encode_file("ppl", opt.path, config.vocab_size, &ids);
+    if (rc == 0 && ids.len < 2) rc = cli_error("ppl", "%s: fewer than 2 tokens", opt.path);
     if (rc == 0) {
         char err[GPT2_ERR_LEN];
         perplexity_result result;

@@ -2,7 +2,9 @@
 #ifndef GPT2_COMMANDS_H
 #define GPT2_COMMANDS_H
 
+int cmd_analyze(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_kvcompare(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);

@@ -12,9 +12,11 @@ static const struct {
     {"generate", cmd_generate, "stream text from a prompt"},
     {"ppl", cmd_ppl, "sliding-window perplexity of a text file"},
     {"logits", cmd_logits, "write the float32 logits of every position to a file"},
+    {"kvcompare", cmd_kvcompare, "accuracy of a KV cache format: KL, top-1, logit error"},
     {"tokenize", cmd_tokenize, "print the GPT-2 token ids of some text"},
     {"detokenize", cmd_detokenize, "write the exact bytes of some token ids"},
     {"plot", cmd_plot, "draw PNG charts from a saved result JSON"},
+    {"analyze", cmd_analyze, "weight analyses: K/V cosine similarity between layers, charted"},
 };
 
 static void print_usage(FILE *out) {

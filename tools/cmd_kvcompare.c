@@ -1,0 +1,154 @@
+/*
+ * gpt2 kvcompare: what a KV cache format costs in accuracy. The CPU reference runs the same
+ * tokens twice, teacher-forced, with K and V stored in a baseline format (fp16) and in the
+ * format under test (int8), and compares the next-token distributions at every position:
+ * KL(baseline || test), top-1 agreement and the largest logit error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model/logit_compare.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+
+typedef struct {
+    const char *model_flag, *path;
+    int positions; /* next-token distributions compared */
+    int ctx;       /* tokens per window; 0: the model's context */
+    kv_format kv, baseline;
+    bool json;
+} kvcompare_options;
+
+static void print_help(void) {
+    puts("usage: gpt2 kvcompare [-m DIR] -f FILE [--positions N] [--ctx N] [--kv FORMAT]\n"
+         "                      [--baseline FORMAT] [--json]\n"
+         "  the CPU reference over the first N tokens of FILE, in fresh windows of --ctx tokens,\n"
+         "  with K and V stored in --kv and in --baseline; at every position it compares the\n"
+         "  next-token distributions: mean and max KL(baseline || kv), top-1 agreement, max abs\n"
+         "  logit error.\n"
+         "  --positions N      positions compared (default 1000; FILE must hold N tokens)\n"
+         "  --ctx N            window length (default: the model's context)\n"
+         "  --kv FORMAT        format under test: fp32, fp16 or int8 (default int8)\n"
+         "  --baseline FORMAT  reference format (default fp16)\n"
+         "  --json             print one JSON object on stdout");
+}
+
+/* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
+static int parse_options(int argc, char **argv, kvcompare_options *opt) {
+    *opt = (kvcompare_options){.positions = 1000, .kv = KV_FORMAT_INT8, .baseline = KV_FORMAT_FP16};
+    cli_args args = {.cmd = "kvcompare", .argc = argc, .argv = argv};
+    while (cli_has_next(&args)) {
+        if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
+            print_help();
+            return 2;
+        } else if (cli_flag(&args, "-m")) opt->model_flag = cli_value(&args);
+        else if (cli_flag(&args, "-f")) opt->path = cli_value(&args);
+        else if (cli_flag(&args, "--positions")) cli_int(&args, 1, 1 << 24, &opt->positions);
+        else if (cli_flag(&args, "--ctx")) cli_int(&args, 1, 1 << 20, &opt->ctx);
+        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
+        else if (cli_flag(&args, "--baseline")) cli_kv_format_parse(&args, &opt->baseline);
+        else if (cli_flag(&args, "--json")) opt->json = true;
+        else return cli_unknown(&args);
+    }
+    if (args.failed) return 1;
+    if (!opt->path) return cli_error("kvcompare", "missing -f FILE");
+    return 0;
+}
+
+/* The two CPU models, one per format, and a window of logits from each. */
+typedef struct {
+    cpu_model baseline, test;
+    float *baseline_logits; /* [ctx, V] */
+    float *test_logits;     /* [ctx, V] */
+} kv_comparison_run;
+
+/* Runs both models over windows of ctx tokens until `positions` rows are compared. */
+static int compare_windows(kv_comparison_run *run, const int32_t *ids, int positions, int ctx,
+                           logit_comparison *cmp, int *windows) {
+    const int V = run->baseline.config.vocab_size;
+    char err[GPT2_ERR_LEN];
+    for (int begin = 0; begin < positions; begin += ctx) {
+        const int len = positions - begin < ctx ? positions - begin : ctx;
+        if (cpu_model_forward_sequence(&run->baseline, ids + begin, len, run->baseline_logits, err,
+                                       sizeof err) != 0 ||
+            cpu_model_forward_sequence(&run->test, ids + begin, len, run->test_logits, err,
+                                       sizeof err) != 0)
+            return cli_error("kvcompare", "%s", err);
+        for (int t = 0; t < len; t++)
+            logit_comparison_add(cmp, run->baseline_logits + (size_t)t * V,
+                                 run->test_logits + (size_t)t * V, V);
+        (*windows)++;
+    }
+    return 0;
+}
+
+static void print_result(const kvcompare_options *opt, const logit_comparison *cmp, int windows,
+                         double seconds) {
+    const char *kv = kv_format_name(opt->kv), *baseline = kv_format_name(opt->baseline);
+    if (opt->json) {
+        printf("{\"kv\":\"%s\",\"baseline\":\"%s\",\"positions\":%lld,\"windows\":%d,\"ctx\":%d,"
+               "\"kl_mean\":%.9g,\"kl_max\":%.9g,\"top1_agreement\":%.6f,"
+               "\"max_abs_logit_error\":%.9g,\"backend\":\"cpu\",\"seconds\":%.3f}\n",
+               kv, baseline, cmp->rows, windows, opt->ctx, logit_comparison_mean_kl(cmp),
+               cmp->kl_max, logit_comparison_top1(cmp), cmp->max_abs_error, seconds);
+        return;
+    }
+    printf("kv %s against %s over %lld positions (%d windows of up to %d tokens):\n"
+           "  KL(%s || %s) mean %.4g nats, max %.4g nats\n"
+           "  top-1 agreement %.2f%% (%lld of %lld)\n"
+           "  max abs logit error %.4g\n",
+           kv, baseline, cmp->rows, windows, opt->ctx, baseline, kv,
+           logit_comparison_mean_kl(cmp), cmp->kl_max, 100.0 * logit_comparison_top1(cmp),
+           cmp->top1_agree, cmp->rows, cmp->max_abs_error);
+    fprintf(stderr, "gpt2 kvcompare: %.2f s, backend cpu\n", seconds);
+}
+
+/* Checks --ctx against the model (filling in its default) and the file against --positions. */
+static int check_sizes(kvcompare_options *opt, const gpt2_config *c, size_t n_tokens) {
+    if (cli_resolve_ctx("kvcompare", &opt->ctx, c) != 0) return 1;
+    if (n_tokens < (size_t)opt->positions)
+        return cli_error("kvcompare", "%s: %zu tokens, fewer than --positions %d", opt->path,
+                         n_tokens, opt->positions);
+    return 0;
+}
+
+static int run_comparison(kvcompare_options *opt, kv_comparison_run *run, const token_ids *ids) {
+    const gpt2_config *c = &run->baseline.config;
+    int rc = check_sizes(opt, c, ids->len);
+    if (rc) return rc;
+    const size_t window_logits = (size_t)opt->ctx * (size_t)c->vocab_size;
+    run->baseline_logits = malloc(window_logits * sizeof(float));
+    run->test_logits = malloc(window_logits * sizeof(float));
+    if (!run->baseline_logits || !run->test_logits)
+        return cli_error("kvcompare", "out of memory for 2 x %zu logits", window_logits);
+    logit_comparison cmp = {0};
+    int windows = 0;
+    const double start = cli_now();
+    rc = compare_windows(run, ids->ids, opt->positions, opt->ctx, &cmp, &windows);
+    if (rc == 0) print_result(opt, &cmp, windows, cli_now() - start);
+    return rc;
+}
+
+int cmd_kvcompare(int argc, char **argv) {
+    kvcompare_options opt;
+    int rc = parse_options(argc, argv, &opt);
+    if (rc) return rc == 2 ? 0 : rc;
+    const char *model_dir = cli_model_dir("kvcompare", opt.model_flag);
+    if (!model_dir) return 1;
+    kv_comparison_run run = {0};
+    gpt2_config config;
+    if (cli_load_cpu_model("kvcompare", model_dir, opt.baseline, &run.baseline, &config) != 0)
+        return 1;
+    token_ids ids = {0};
+    rc = cli_load_cpu_model("kvcompare", model_dir, opt.kv, &run.test, &config) ? 1 : 0;
+    if (rc == 0) {
+        rc = cli_encode_file("kvcompare", opt.path, config.vocab_size, &ids);
+        if (rc == 0) rc = run_comparison(&opt, &run, &ids);
+        cpu_model_destroy(&run.test);
+    }
+    token_ids_free(&ids);
+    free(run.baseline_logits);
+    free(run.test_logits);
+    cpu_model_destroy(&run.baseline);
+    return rc;
+}

@@ -36,9 +36,18 @@ void kv_block_allocator_destroy(kv_block_allocator *alloc) {
     *alloc = (kv_block_allocator){0};
 }
 
+/* A broken invariant of the engine itself, not bad input: report it and stop. */
+static void engine_bug(const char *what, int value) {
+    fprintf(stderr, "kv pool: %s (%d): an engine bug\n", what, value);
+    abort();
+}
+
 int kv_sequence_create(kv_sequence *seq, int max_tokens, int block_size) {
-    *seq = (kv_sequence){.capacity = (max_tokens + block_size - 1) / block_size};
-    seq->block_ids = malloc((size_t)(seq->capacity > 0 ? seq->capacity : 1) * sizeof(int32_t));
+    *seq = (kv_sequence){0};
+    if (max_tokens < 1 || block_size < 1) return -1;
+    seq->block_size = block_size;
+    seq->capacity = (int)(((int64_t)max_tokens + block_size - 1) / block_size);
+    seq->block_ids = malloc((size_t)seq->capacity * sizeof(int32_t));
     return seq->block_ids ? 0 : -1;
 }
 
@@ -49,6 +58,7 @@ void kv_sequence_destroy(kv_sequence *seq) {
 
 kv_reserve_status kv_sequence_reserve(kv_block_allocator *alloc, kv_sequence *seq, int n_new) {
     const int block_size = alloc->shape.block_size;
+    if (seq->block_size != block_size) engine_bug("sequence block size differs from the pool's", seq->block_size);
     const int64_t n_tokens = (int64_t)seq->n_tokens + n_new;
     const int64_t blocks_needed = (n_tokens + block_size - 1) / block_size;
     if (n_new < 0 || blocks_needed > seq->capacity) return KV_TOO_LONG;
@@ -65,10 +75,8 @@ kv_reserve_status kv_sequence_reserve(kv_block_allocator *alloc, kv_sequence *se
 void kv_sequence_release(kv_block_allocator *alloc, kv_sequence *seq) {
     for (int i = 0; i < seq->n_blocks; i++) {
         int32_t id = seq->block_ids[i];
-        if (id < 0 || id >= alloc->shape.num_blocks || !alloc->in_use[id]) {
-            fprintf(stderr, "kv pool: block %d released but not in use (an engine bug)\n", id);
-            abort();
-        }
+        if (id < 0 || id >= alloc->shape.num_blocks || !alloc->in_use[id])
+            engine_bug("block released but not in use", id);
         alloc->in_use[id] = false;
         alloc->free_ids[alloc->n_free++] = id;
     }
@@ -76,7 +84,8 @@ void kv_sequence_release(kv_block_allocator *alloc, kv_sequence *seq) {
     seq->n_tokens = 0;
 }
 
-int64_t kv_sequence_slot(const kv_sequence *seq, int pos, int block_size) {
+int64_t kv_sequence_slot(const kv_sequence *seq, int pos) {
+    if (pos < 0 || pos >= seq->n_tokens) engine_bug("slot asked for a position not reserved", pos);
     /* 64-bit before the multiply: num_blocks * block_size can pass INT32_MAX on large pools. */
-    return (int64_t)seq->block_ids[pos / block_size] * block_size + pos % block_size;
+    return (int64_t)seq->block_ids[pos / seq->block_size] * seq->block_size + pos % seq->block_size;
 }

@@ -53,12 +53,16 @@ void kv_block_allocator_destroy(kv_block_allocator *alloc);
 /* One sequence's blocks, in logical order, and how many token slots it has reserved. */
 typedef struct {
     int32_t *block_ids; /* [capacity] physical block of each logical block */
+    int block_size;     /* tokens per block, as in the pool's shape */
     int n_blocks;
     int capacity;       /* most blocks this sequence may hold (its context limit) */
     int n_tokens;       /* token slots reserved: positions [0, n_tokens) */
 } kv_sequence;
 
-/* max_tokens bounds the sequence (the model's context). Returns 0, or -1 when out of memory. */
+/*
+ * max_tokens bounds the sequence (the model's context); block_size must be the pool's.
+ * Returns 0, or -1 when either is below 1 or out of memory.
+ */
 int kv_sequence_create(kv_sequence *seq, int max_tokens, int block_size);
 void kv_sequence_destroy(kv_sequence *seq);
 
@@ -68,13 +72,13 @@ typedef enum {
     KV_TOO_LONG = 2,   /* the sequence would pass its max_tokens: nothing changed */
 } kv_reserve_status;
 
-/* Reserves slots for n_new more tokens, all or nothing. */
+/* Reserves slots for n_new more tokens, all or nothing. The sequence must use the pool's block size. */
 kv_reserve_status kv_sequence_reserve(kv_block_allocator *alloc, kv_sequence *seq, int n_new);
 
 /* Returns every block of the sequence to the pool at once and empties it. */
 void kv_sequence_release(kv_block_allocator *alloc, kv_sequence *seq);
 
-/* The pool slot (block_id * block_size + offset) of position pos < n_tokens. */
-int64_t kv_sequence_slot(const kv_sequence *seq, int pos, int block_size);
+/* The pool slot (block_id * block_size + offset) of position pos, 0 <= pos < n_tokens. */
+int64_t kv_sequence_slot(const kv_sequence *seq, int pos);
 
 #endif

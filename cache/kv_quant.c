@@ -10,7 +10,10 @@
 static const char *const format_names[] = {
     [KV_FORMAT_FP32] = "fp32", [KV_FORMAT_FP16] = "fp16", [KV_FORMAT_INT8] = "int8"};
 
-const char *kv_format_name(kv_format format) { return format_names[format]; }
+const char *kv_format_name(kv_format format) {
+    size_t index = (size_t)format;
+    return index < sizeof format_names / sizeof format_names[0] ? format_names[index] : "unknown";
+}
 
 bool kv_format_parse(const char *name, kv_format *out) {
     for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++) {

@@ -35,20 +35,37 @@
         }                                                                                    \
     } while (0)
 
-/* After a kernel launch: the launch error always, the execution error in sync-check builds. */
+/*
+ * After a kernel launch on `stream`: the launch error always; in sync-check builds also the
+ * execution error, by synchronizing the stream, except while the stream is being captured into
+ * a CUDA graph (a sync there would invalidate the capture).
+ */
 #ifdef GPT2_SYNC_CHECK
-#define LAUNCH_CHECK(op_name)                                                                \
+#define LAUNCH_CHECK(op_name, stream)                                                        \
     do {                                                                                     \
         CUDA_CHECK(cudaGetLastError());                                                      \
-        cudaError_t sync_ = cudaDeviceSynchronize();                                         \
+        cudaStreamCaptureStatus capture_ = cudaStreamCaptureStatusNone;                      \
+        CUDA_CHECK(cudaStreamIsCapturing((stream), &capture_));                              \
+        cudaError_t sync_ = capture_ == cudaStreamCaptureStatusNone                          \
+                                ? cudaStreamSynchronize(stream) : cudaSuccess;               \
         if (sync_ != cudaSuccess) {                                                          \
             fprintf(stderr, "CUDA error %s in op %s\n", cudaGetErrorString(sync_), op_name); \
             exit(EXIT_FAILURE);                                                              \
         }                                                                                    \
     } while (0)
 #else
-#define LAUNCH_CHECK(op_name) CUDA_CHECK(cudaGetLastError())
+#define LAUNCH_CHECK(op_name, stream) CUDA_CHECK(cudaGetLastError())
 #endif
+
+/* A launcher's precondition: when it fails, the op and the broken condition are printed. */
+#define LAUNCH_REQUIRE(cond, op_name)                                                        \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "%s: precondition failed: %s (%s:%d)\n", op_name, #cond,         \
+                    __FILE__, __LINE__);                                                     \
+            exit(EXIT_FAILURE);                                                              \
+        }                                                                                    \
+    } while (0)
 
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 

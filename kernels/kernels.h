@@ -33,7 +33,7 @@ typedef enum { CONVERT_FROM_F32, CONVERT_FROM_F16, CONVERT_FROM_BF16 } convert_s
 
 /*
  * out[i] = fp16(in[i]) for i < n, rounding to nearest even; in holds n elements of the source
- * dtype (the raw checkpoint bytes, copied to the device).
+ * dtype (the raw checkpoint bytes, copied to the device), aligned to its element size.
  */
 void launch_convert_to_f16(gpt2_f16 *out /* [n] */, const void *in /* [n] */, convert_source from,
                            size_t n, cudaStream_t stream);

@@ -28,7 +28,7 @@ typedef enum { GPT2_F32, GPT2_F16, GPT2_BF16 } gpt2_dtype;
 
 /* A read-only view of one tensor inside the mapped file. */
 typedef struct {
-    const void *data;
+    const void *data; /* [numel] of dtype, inside the mapping; may be unaligned */
     gpt2_dtype dtype;
     int ndim;
     int64_t shape[4];

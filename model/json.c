@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer/utf8.h"
+
 /* ---- Arena: every node and string of a document lives in a chain of blocks. ---- */
 
 #define ARENA_BLOCK_SIZE ((size_t)64 * 1024)
@@ -322,35 +324,6 @@ static bool decode_escape(parser *p, char *dst, size_t *dst_len) {
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..avail), or 0 when it is malformed. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t avail) {
-    size_t n;
-    uint32_t cp, min;
-    if (s[0] < 0x80) return 1;
-    if ((s[0] & 0xE0) == 0xC0) {
-        n = 2;
-        cp = s[0] & 0x1Fu;
-        min = 0x80;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        n = 3;
-        cp = s[0] & 0x0Fu;
-        min = 0x800;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        n = 4;
-        cp = s[0] & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (avail < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
-
 /* Position of the closing quote of the string whose body starts at p->pos, or len if none. */
 static size_t find_string_end(const parser *p) {
     size_t i = p->pos;
@@ -378,7 +351,7 @@ static bool parse_string(parser *p, const char **chars, size_t *len) {
         } else if (c < 0x20) {
             return fail(p, "unescaped control character 0x%02x in string", c);
         } else {
-            size_t seq = utf8_sequence_length(p->text + p->pos, end - p->pos);
+            size_t seq = utf8_valid_length((const uint8_t *)p->text + p->pos, end - p->pos);
             if (seq == 0) return fail(p, "invalid UTF-8 in string");
             memcpy(dst + n, p->text + p->pos, seq);
             n += seq;

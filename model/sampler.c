@@ -21,12 +21,18 @@ int32_t sampler_argmax(const float *logits, int n) {
     return best;
 }
 
-/* splitmix64: small, fast and well distributed; the state is just a counter. */
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+uint64_t splitmix64_mix(uint64_t x) {
+    uint64_t z = x + 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* splitmix64: the state is a counter advanced by the golden gamma, hashed on the way out. */
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t out = splitmix64_mix(*state);
+    *state += 0x9E3779B97F4A7C15ull;
+    return out;
 }
 
 float sampler_next_uniform(uint64_t *state) {

@@ -37,6 +37,9 @@ int32_t sampler_argmax(const float *logits, int n);
 /* Draws the next token id from logits[vocab_size]. */
 int32_t sampler_sample(sampler *s, const float *logits);
 
+/* The splitmix64 output function: a well-mixed 64-bit hash of x (synthetic weights use it too). */
+uint64_t splitmix64_mix(uint64_t x);
+
 /* A uniform float in [0, 1) from the sampler's generator (exposed for tests). */
 float sampler_next_uniform(uint64_t *state);
 

@@ -1,9 +1,13 @@
 #include "model/synthetic.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "model/sampler.h"
 
 int gpt2_config_preset(const char *name, gpt2_config *config) {
     static const struct {
@@ -75,52 +79,68 @@ static int64_t tensor_numel(const synthetic_tensor *t) {
     return t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0];
 }
 
-static uint64_t splitmix64_mix(uint64_t x) {
-    uint64_t z = x + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static float synthetic_value(uint64_t seed, int k, int64_t i, const synthetic_tensor *t) {
     uint64_t h = splitmix64_mix(seed + ((uint64_t)k << 40) + (uint64_t)i);
     double u = (double)(h >> 40) / 16777216.0;
     return (float)(t->offset + t->scale * (2.0 * u - 1.0));
 }
 
+/* Appends formatted text into a fixed buffer; remembers an overflow instead of writing past it. */
+typedef struct {
+    char *text;
+    size_t len, cap;
+    bool overflow;
+} text_buffer;
+
+static void append(text_buffer *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append(text_buffer *b, const char *fmt, ...) {
+    if (b->overflow) return;
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(b->text + b->len, b->cap - b->len, fmt, args);
+    va_end(args);
+    if (n < 0 || (size_t)n >= b->cap - b->len) b->overflow = true;
+    else b->len += (size_t)n;
+}
+
 /* The safetensors header: JSON padded with spaces to a multiple of 8 bytes. Caller frees. */
 static char *build_header(const synthetic_tensor *tensors, int n, size_t *header_len) {
-    size_t cap = 128 + (size_t)n * 160, len = 0;
-    char *json = malloc(cap);
-    if (!json) return NULL;
-    len += (size_t)snprintf(json + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
+    text_buffer b = {.cap = 64 + (size_t)n * 256}; /* an entry is at most ~200 bytes */
+    b.text = malloc(b.cap);
+    if (!b.text) return NULL;
+    append(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
     uint64_t offset = 0;
     for (int k = 0; k < n; k++) {
         const synthetic_tensor *t = &tensors[k];
         uint64_t bytes = (uint64_t)tensor_numel(t) * sizeof(float);
-        len += (size_t)snprintf(json + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld",
-                                t->name, (long long)t->shape[0]);
-        if (t->ndim == 2) len += (size_t)snprintf(json + len, cap - len, ",%lld", (long long)t->shape[1]);
-        len += (size_t)snprintf(json + len, cap - len, "],\"data_offsets\":[%llu,%llu]}",
-                                (unsigned long long)offset, (unsigned long long)(offset + bytes));
+        append(&b, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld", t->name, (long long)t->shape[0]);
+        if (t->ndim == 2) append(&b, ",%lld", (long long)t->shape[1]);
+        append(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
+               (unsigned long long)(offset + bytes));
         offset += bytes;
     }
-    len += (size_t)snprintf(json + len, cap - len, "}");
-    while (len % 8) json[len++] = ' ';
-    *header_len = len;
-    return json;
+    append(&b, "}");
+    while (!b.overflow && b.len % 8) append(&b, " ");
+    if (b.overflow) {
+        free(b.text);
+        return NULL;
+    }
+    *header_len = b.len;
+    return b.text;
 }
 
 static int write_tensor_data(FILE *f, const synthetic_tensor *t, int k, uint64_t seed) {
     enum { CHUNK = 1 << 16 };
-    static float buffer[CHUNK];
+    float *buffer = malloc(CHUNK * sizeof(float));
     int64_t numel = tensor_numel(t);
-    for (int64_t start = 0; start < numel; start += CHUNK) {
+    int rc = buffer ? 0 : -1;
+    for (int64_t start = 0; rc == 0 && start < numel; start += CHUNK) {
         int64_t count = numel - start < CHUNK ? numel - start : CHUNK;
         for (int64_t i = 0; i < count; i++) buffer[i] = synthetic_value(seed, k, start + i, t);
-        if (fwrite(buffer, sizeof(float), (size_t)count, f) != (size_t)count) return -1;
+        if (fwrite(buffer, sizeof(float), (size_t)count, f) != (size_t)count) rc = -1;
     }
-    return 0;
+    free(buffer);
+    return rc;
 }
 
 static int write_safetensors(const char *path, const gpt2_config *c, uint64_t seed) {
@@ -158,6 +178,15 @@ static int write_config(const char *path, const gpt2_config *c) {
 
 int synthetic_checkpoint_write(const char *dir, const gpt2_config *config, uint64_t seed,
                                char *err, size_t err_len) {
+    const gpt2_config *c = config;
+    if (c->n_layer < 1 || c->n_layer > 1024 || c->n_head < 1 || c->n_head > 1024 ||
+        c->n_embd != c->n_head * GPT2_HEAD_SIZE || c->n_positions < 1 || c->vocab_size < 1 ||
+        !(c->layer_norm_eps > 0.0f)) {
+        snprintf(err, err_len, "synthetic checkpoint: invalid shape (%d layers, %d heads, n_embd %d, "
+                 "%d positions, vocab %d)", c->n_layer, c->n_head, c->n_embd, c->n_positions,
+                 c->vocab_size);
+        return -1;
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (write_config(path, config) != 0) goto fail;

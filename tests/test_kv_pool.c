@@ -40,7 +40,7 @@ static void check_slots(const kv_block_allocator *alloc, const kv_sequence *seqs
     unsigned char *seen = calloc((size_t)n_slots, 1);
     for (int s = 0; s < n; s++) {
         for (int pos = 0; pos < seqs[s].n_tokens; pos++) {
-            int64_t slot = kv_sequence_slot(&seqs[s], pos, B);
+            int64_t slot = kv_sequence_slot(&seqs[s], pos);
             CHECK(slot >= 0 && slot < n_slots, "slot %lld out of range", (long long)slot);
             if (slot < 0 || slot >= n_slots) continue;
             CHECK(!seen[slot], "slot %lld used twice", (long long)slot);
@@ -144,8 +144,18 @@ static void check_int8_capacity(void) {
     }
 }
 
+static void check_rejects_bad_sequences(void) {
+    kv_sequence seq;
+    CHECK(kv_sequence_create(&seq, 1024, 0) == -1, "block size 0 accepted");
+    CHECK(kv_sequence_create(&seq, 0, 16) == -1, "max_tokens 0 accepted");
+    CHECK(kv_sequence_create(&seq, -5, 16) == -1, "negative max_tokens accepted");
+    CHECK(kv_sequence_create(&seq, 17, 16) == 0 && seq.capacity == 2, "17 tokens need 2 blocks");
+    kv_sequence_destroy(&seq);
+}
+
 int main(void) {
     uint64_t rng = 12345;
+    check_rejects_bad_sequences();
     check_random_workload(&rng);
     check_sizing();
     check_int8_capacity();

@@ -73,22 +73,43 @@ static void check_top_k(const float *logits) {
     sampler_destroy(&s);
 }
 
-/* The nucleus: ids by descending probability until the cumulative mass reaches p. */
-static void check_top_p(const float *logits) {
-    const float top_p = 0.5f;
-    double mass_above[VOCAB]; /* mass of all ids ranked strictly above each id */
+/*
+ * Top-k then top-p: the kept set is the top_k most probable ids, cut to the smallest prefix
+ * whose mass reaches top_p of theirs. Every kept id must be drawn in proportion to its
+ * renormalized probability (chi-square), and nothing else drawn at all.
+ */
+static void check_nucleus(const float *logits, int top_k, float top_p) {
+    double prob[VOCAB], kept_mass = 0.0, topk_mass = 0.0;
+    int kept[VOCAB] = {0};
+    for (int id = 0; id < VOCAB; id++) prob[id] = softmax_prob(logits, id, 1.0f);
+    for (int id = 0; id < VOCAB; id++)
+        if (rank_of(logits, id) < top_k) topk_mass += prob[id];
     for (int id = 0; id < VOCAB; id++) {
-        mass_above[id] = 0.0;
+        double mass_above = 0.0; /* of the top-k ids ranked above id */
         for (int j = 0; j < VOCAB; j++)
-            if (logits[j] > logits[id]) mass_above[id] += softmax_prob(logits, j, 1.0f);
+            if (logits[j] > logits[id] && rank_of(logits, j) < top_k) mass_above += prob[j];
+        kept[id] = rank_of(logits, id) < top_k && mass_above < top_p * topk_mass;
+        if (kept[id]) kept_mass += prob[id];
     }
     sampler s;
-    sampler_create(&s, VOCAB, (sampler_params){.temperature = 1.0f, .top_p = top_p, .seed = 11});
-    for (int i = 0; i < 20000; i++) {
-        int id = sampler_sample(&s, logits);
-        CHECK(mass_above[id] < top_p, "top-p %.2f picked id %d with %.3f mass above it", top_p,
-              id, mass_above[id]);
+    sampler_create(&s, VOCAB, (sampler_params){.temperature = 1.0f, .top_k = top_k, .top_p = top_p, .seed = 11});
+    int counts[VOCAB] = {0};
+    for (int i = 0; i < DRAWS; i++) counts[sampler_sample(&s, logits)]++;
+    double chi2 = 0.0;
+    int n_kept = 0;
+    for (int id = 0; id < VOCAB; id++) {
+        if (!kept[id]) {
+            CHECK(counts[id] == 0, "top-k %d top-p %.2f drew id %d outside the kept set", top_k, top_p, id);
+            continue;
+        }
+        n_kept++;
+        double expected = DRAWS * prob[id] / kept_mass;
+        chi2 += (counts[id] - expected) * (counts[id] - expected) / expected;
     }
+    /* n_kept - 1 degrees of freedom; 4 x dof + 20 is far past the 99.9th percentile for dof < 64. */
+    CHECK(n_kept >= 2, "the test needs a nucleus of 2 or more ids, got %d", n_kept);
+    CHECK(chi2 < 4.0 * (n_kept - 1) + 20.0, "top-k %d top-p %.2f: frequencies off the renormalized "
+          "probabilities, chi2 = %.1f over %d ids", top_k, top_p, chi2, n_kept);
     sampler_destroy(&s);
 }
 
@@ -120,7 +141,8 @@ int main(void) {
         check_greedy(logits);
         check_frequencies(logits);
         check_top_k(logits);
-        check_top_p(logits);
+        check_nucleus(logits, VOCAB, 0.5f);
+        check_nucleus(logits, 12, 0.8f);
         check_seed_repeats(logits);
     }
     return check_finish("test_sampler");

@@ -1,7 +1,8 @@
 /*
  * The well-formed UTF-8 rules (RFC 3629, as Rust's str and tiktoken enforce them): no overlong
- * forms, no surrogates, nothing above U+10FFFF. Used by the pre-tokenizer to decode characters
- * and by the streaming decoder to recognise an incomplete character. Internal to the tokenizer.
+ * forms, no surrogates, nothing above U+10FFFF. Used by the pre-tokenizer to decode characters,
+ * by the streaming decoder to recognise an incomplete character, and by the JSON reader and
+ * writer to validate text. The tokenizer depends on nothing, so anyone may include this.
  */
 #ifndef GPT2_TOKENIZER_UTF8_H
 #define GPT2_TOKENIZER_UTF8_H
@@ -41,6 +42,12 @@ static inline size_t utf8_matching_prefix(const uint8_t *s, size_t avail, utf8_l
     size_t k = 2;
     while (k < lead.length && k < avail && (s[k] & 0xC0) == 0x80) k++;
     return k;
+}
+
+/* Length of the complete, well-formed character at s[0..avail) (avail >= 1), or 0 if none. */
+static inline size_t utf8_valid_length(const uint8_t *s, size_t avail) {
+    utf8_lead lead = utf8_lead_of(s[0]);
+    return lead.length != 0 && utf8_matching_prefix(s, avail, lead) == lead.length ? lead.length : 0;
 }
 
 /* The code point of a complete, well-formed sequence of length n. */

@@ -12,3 +12,13 @@ expect_error() {
   [ "$(wc -l <"$work/err")" -eq 1 ] || fail "$name: stderr is not one line: $(cat "$work/err")"
   grep -q -- "$pattern" "$work/err" || fail "$name: stderr lacks '$pattern': $(cat "$work/err")"
 }
+
+# expect_write_error NAME CMD...: with stdout on /dev/full (every write fails), a non-zero exit and
+# one "write to stdout failed" line on stderr. Skipped where the system has no /dev/full.
+expect_write_error() {
+  local name=$1; shift
+  [ -w /dev/full ] || return 0
+  if "$@" >/dev/full 2>"$work/err"; then fail "$name: exit 0 with stdout on /dev/full"; return; fi
+  [ "$(grep -c "write to stdout failed" "$work/err")" -eq 1 ] \
+    || fail "$name: stderr lacks one 'write to stdout failed' line: $(cat "$work/err")"
+}

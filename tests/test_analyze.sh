@@ -122,5 +122,10 @@ touch "$work/a_file"
 expect_error "output is a file" "cannot create $work/a_file" \
   "$gpt2" analyze similarity -m "$work/model2" -o "$work/a_file"
 
+# An output folder that cannot be made fails before any work or output.
+expect_error "output under a file" "cannot create /dev/null/x: Not a directory" \
+  "$gpt2" analyze similarity -m "$work/model2" -o /dev/null/x
+[ -s "$work/out" ] && fail "output under a file: printed before failing: $(cat "$work/out")"
+
 [ "$failures" -eq 0 ] && echo "test_analyze: all checks passed" || echo "test_analyze: $failures check(s) failed"
 [ "$failures" -eq 0 ]

@@ -162,5 +162,51 @@ cmp -s "$work/text" "$work/back" || fail "tokenize/detokenize round trip changed
 [ "$("$gpt2" tokenize -p 'Hello world')" = "15496 995" ] || fail "tokenize 'Hello world' != 15496 995 (tiktoken gpt2)"
 [ "$("$gpt2" tokenize --special -p '<|endoftext|>')" = "50256" ] || fail "--special"
 
+# Input that is not token ids: a NUL byte (which once cut the input short), signs, blanks.
+printf '15496\0 995' >"$work/nul_ids"
+expect_error "detokenize NUL" "'15496?' is not a token id" "$gpt2" detokenize -f "$work/nul_ids"
+[ -s "$work/out" ] && fail "detokenize NUL: wrote to stdout"
+printf '15496\0 995' | "$gpt2" detokenize >/dev/null 2>&1 && fail "detokenize NUL on stdin: exit 0"
+expect_error "detokenize sign" "'+5' is not a token id" "$gpt2" detokenize -p "464 +5"
+expect_error "detokenize negative" "'-5' is not a token id" "$gpt2" detokenize -p "-5"
+expect_error "seed blank minus" "'--seed': ' -1' is not a non-negative integer" \
+  "$gpt2" generate -m "$model" -p hi --seed " -1"
+expect_error "seed plus" "'--seed': '+1' is not a non-negative integer" \
+  "$gpt2" generate -m "$model" -p hi --seed "+1"
+expect_error "seed empty" "'--seed': '' is not a non-negative integer" \
+  "$gpt2" generate -m "$model" -p hi --seed ""
+
+# Errors name their reason.
+expect_error "read a folder" "$work: cannot read: Is a directory" "$gpt2" tokenize -f "$work"
+expect_error "logits output folder missing" "cannot open for writing: No such file or directory" \
+  "$gpt2" logits -m "$model" --ids "5 6" -o "$work/missing/l.f32"
+
+# Failed writes to stdout fail the command.
+expect_write_error "tokenize to /dev/full" "$gpt2" tokenize -p hi
+expect_write_error "detokenize to /dev/full" "$gpt2" detokenize -p "15496 995"
+expect_write_error "generate to /dev/full" "$gpt2" generate -m "$model" -p "a b" -n 5 --greedy
+expect_write_error "generate --json to /dev/full" \
+  "$gpt2" generate -m "$model" -p "a b" -n 5 --greedy --json
+expect_write_error "help to /dev/full" "$gpt2" --help
+if [ -w /dev/full ]; then
+  "$gpt2" generate -m "$model" -p "a b" -n 5 --greedy 2>&1 >/dev/full | grep -q "generated" \
+    && fail "generate to /dev/full: printed its stats after the write failed"
+fi
+
+# -n 0 samples nothing: no time to first token, no decode rate, but the prefill is timed.
+"$gpt2" generate -m "$model" -p "a b" -n 0 --json >"$work/gen0.json" 2>"$work/err" \
+  || fail "generate -n 0: $(cat "$work/err")"
+python3 - "$work/gen0.json" <<'PY' || fail "generate -n 0 --json stats"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["generated_tokens"] == 0 and r["ids"] == [] and r["text"] == "", r
+assert r["time_to_first_token_ms"] is None and r["decode_tok_per_s"] is None, r
+assert r["prefill_ms"] > 0 and r["prefill_tok_per_s"] > 0, r
+PY
+"$gpt2" generate -m "$model" -p "a b" -n 0 >"$work/out" 2>"$work/err" || fail "generate -n 0 text"
+grep -q "no token sampled" "$work/err" && ! grep -q "time to first token" "$work/err" \
+  || fail "generate -n 0: stats claim a first token: $(cat "$work/err")"
+"$gpt2" generate --help | grep -q "weights/gpt2" || fail "generate --help omits weights/gpt2"
+
 [ "$failures" -eq 0 ] && echo "test_cli: all checks passed" || echo "test_cli: $failures check(s) failed"
 [ "$failures" -eq 0 ]

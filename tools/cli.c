@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "model/json.h"
 
 int cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -71,11 +72,13 @@ bool cli_float(cli_args *args, double min, double max, float *out) {
 bool cli_u64(cli_args *args, unsigned long long *out) {
     const char *value = cli_value(args);
     if (!value) return false;
+    /* Digits only: strtoull would skip leading blanks and negate after a sign (" -1" is 2^64-1). */
+    if (!*value || strspn(value, "0123456789") != strlen(value))
+        return fail_value(args, value, "a non-negative integer");
     char *end;
     errno = 0;
     unsigned long long v = strtoull(value, &end, 10);
-    if (errno || end == value || *end || value[0] == '-')
-        return fail_value(args, value, "a non-negative integer");
+    if (errno || *end) return fail_value(args, value, "a non-negative integer");
     *out = v;
     return true;
 }
@@ -86,27 +89,32 @@ int cli_unknown(cli_args *args) {
                      args->argv[args->next], args->cmd);
 }
 
-static char *read_stream(FILE *f, size_t *len) {
+/* Reads f to its end into *text (NUL-terminated). Returns 0, ENOMEM, or the read's errno. */
+static int read_stream(FILE *f, char **text, size_t *len) {
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
-    while (buf) {
+    if (!buf) return ENOMEM;
+    for (;;) {
+        errno = 0;
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap) break;
         char *grown = realloc(buf, 2 * cap + 1);
         if (!grown) {
             free(buf);
-            return NULL;
+            return ENOMEM;
         }
         buf = grown;
         cap *= 2;
     }
-    if (!buf || ferror(f)) {
+    if (ferror(f)) {
+        int err = errno ? errno : EIO;
         free(buf);
-        return NULL;
+        return err;
     }
     buf[n] = '\0';
+    *text = buf;
     *len = n;
-    return buf;
+    return 0;
 }
 
 char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_t *len) {
@@ -118,6 +126,7 @@ char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_
         *len = strlen(prompt);
         char *copy = malloc(*len + 1);
         if (copy) memcpy(copy, prompt, *len + 1);
+        else cli_error(cmd, "out of memory for %zu bytes of text", *len);
         return copy;
     }
     FILE *f = path ? fopen(path, "rb") : stdin;
@@ -125,8 +134,10 @@ char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_
         cli_error(cmd, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *text = read_stream(f, len);
-    if (!text) cli_error(cmd, "%s: cannot read", path ? path : "stdin");
+    char *text = NULL;
+    int err = read_stream(f, &text, len);
+    if (err == ENOMEM) cli_error(cmd, "%s: out of memory", path ? path : "stdin");
+    else if (err) cli_error(cmd, "%s: cannot read: %s", path ? path : "stdin", strerror(err));
     if (path) fclose(f);
     return text;
 }
@@ -148,19 +159,27 @@ int cli_encode_file(const char *cmd, const char *path, int vocab_size, token_ids
     return rc;
 }
 
-int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *out) {
-    const char *p = text;
+static bool is_id_separator(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',';
+}
+
+int cli_parse_ids(const char *cmd, const char *text, size_t len, int vocab_size, token_ids *out) {
+    const char *p = text, *limit = text + len;
     for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') p++;
-        if (!*p) return 0;
-        char *end;
+        while (p < limit && is_id_separator(*p)) p++;
+        if (p == limit) return 0;
+        const char *word_end = p;
+        while (word_end < limit && !is_id_separator(*word_end)) word_end++;
+        char *end = (char *)p;
         errno = 0;
-        long id = strtol(p, &end, 10);
-        if (end == p || errno || (*end && !strchr(" \t\r\n,", *end))) {
-            cli_error(cmd, "'%.*s' is not a token id", (int)strcspn(p, " \t\r\n,"), p);
+        long id = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : 0; /* no blanks or signs */
+        if (end != word_end || errno) { /* a NUL byte inside the word ends strtol early */
+            char shown[64];
+            cli_error(cmd, "'%s' is not a token id",
+                      json_printable(p, (size_t)(word_end - p), shown, sizeof shown));
             return -1;
         }
-        if (id < 0 || id >= vocab_size) {
+        if (id >= vocab_size) {
             cli_error(cmd, "token id %ld out of range [0, %d)", id, vocab_size);
             return -1;
         }
@@ -168,7 +187,7 @@ int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *
             cli_error(cmd, "out of memory");
             return -1;
         }
-        p = end;
+        p = word_end;
     }
 }
 

@@ -49,8 +49,12 @@ char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_
  */
 int cli_encode_file(const char *cmd, const char *path, int vocab_size, token_ids *ids);
 
-/* Parses whitespace-separated token ids in [0, vocab_size). Returns -1 after printing an error. */
-int cli_parse_ids(const char *cmd, const char *text, int vocab_size, token_ids *out);
+/*
+ * Parses the token ids in text[0..len), separated by spaces, tabs, newlines or commas, each
+ * all digits and in [0, vocab_size); any other byte, NUL included, is an error. Returns 0, or
+ * -1 after printing an error.
+ */
+int cli_parse_ids(const char *cmd, const char *text, size_t len, int vocab_size, token_ids *out);
 
 typedef enum { BACKEND_CPU, BACKEND_CUDA } cli_backend;
 /* Parses --backend's value; prints an error and returns false for an unknown or unbuilt one. */

@@ -16,6 +16,7 @@
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "tools/result.h"
+#include "tools/result_charts.h"
 
 #define CMD "analyze"
 #define DEFAULT_OUT_DIR "analyze-similarity"
@@ -78,9 +79,19 @@ typedef struct {
     double *v; /* [n_layer, n_layer] the same for V */
 } layer_similarity;
 
+/* Bytes per element of a checkpoint dtype (model/checkpoint.h has no such helper). */
+static size_t checkpoint_dtype_size(gpt2_dtype dtype) {
+    switch (dtype) {
+    case GPT2_F32: return 4;
+    case GPT2_F16: return 2;
+    case GPT2_BF16: return 2;
+    }
+    return 0; /* not a gpt2_dtype: -Wswitch flags a new one left out above */
+}
+
 /* Rows [first, first + count) of a 2-D tensor, as a view into the same mapping. */
 static gpt2_tensor tensor_rows(const gpt2_tensor *t, int64_t first, int64_t count) {
-    size_t element_size = t->dtype == GPT2_F32 ? 4 : 2; /* F16 and BF16 take two bytes */
+    size_t element_size = checkpoint_dtype_size(t->dtype);
     gpt2_tensor rows = *t;
     rows.data = (const unsigned char *)t->data + (size_t)(first * t->shape[1]) * element_size;
     rows.shape[0] = count;
@@ -414,11 +425,9 @@ static int draw_saved_charts(const char *json_path, const char *out_dir, bool pr
     return rc;
 }
 
-/* Writes similarity.json, similarity.csv and the charts into out_dir. */
+/* Writes similarity.json, similarity.csv and the charts into out_dir, which exists. */
 static int save_outputs(const char *out_dir, const similarity_result *r, bool print_json,
                         int argc, char **argv) {
-    if (cli_make_folders(out_dir) != 0)
-        return cli_error(CMD, "cannot create %s: %s", out_dir, strerror(errno));
     char *json_path = path_in(out_dir, "similarity.json");
     char *csv_path = path_in(out_dir, "similarity.csv");
     int rc = !json_path || !csv_path ? 1 : save_json(json_path, r, argc, argv);
@@ -468,6 +477,12 @@ int cmd_analyze(int argc, char **argv) {
     gpt2_checkpoint ckpt;
     if (gpt2_checkpoint_open(&ckpt, model_dir, err, sizeof err) != 0)
         return cli_error(CMD, "%s", err);
+    /* The output folder before any work or output: a bad -o fails at once, with nothing printed. */
+    if (cli_make_folders(opt.out_dir) != 0) {
+        rc = cli_error(CMD, "cannot create %s: %s", opt.out_dir, strerror(errno));
+        gpt2_checkpoint_close(&ckpt);
+        return rc;
+    }
     similarity_result r = {.model_dir = model_dir, .config = ckpt.config};
     rc = layer_similarity_compute(&ckpt, &r.sim);
     gpt2_checkpoint_close(&ckpt);

@@ -1,4 +1,6 @@
 /* gpt2 generate: stream text from a prompt, with llama.cpp-style timings on stderr. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,8 @@ typedef struct {
 
 static void print_help(void) {
     puts("usage: gpt2 generate [-m DIR] [-p TEXT | -f FILE] [options]   (no -p/-f: prompt from stdin)\n"
-         "  -m DIR             HF GPT-2 checkpoint folder (default: $GPT2_MODEL, then weights/default)\n"
+         "  -m DIR             HF GPT-2 checkpoint folder (default: $GPT2_MODEL, else the first\n"
+         "                     of weights/default and weights/gpt2 that exists)\n"
          "  -p TEXT            prompt text\n"
          "  -f FILE            read the prompt from FILE\n"
          "  -n N               tokens to generate (default 64)\n"
@@ -80,22 +83,27 @@ typedef struct {
     token_ids generated;
     char *text; /* the generated text, kept for --json */
     size_t text_len;
-    double prefill_seconds; /* prompt forward + first sample: time to first token */
-    double decode_seconds;  /* every later token */
+    int samples;               /* tokens sampled, a final <|endoftext|> included */
+    double prefill_seconds;    /* the prompt's forward pass */
+    double first_token_seconds; /* prefill + first sample: time to first token (samples > 0) */
+    double decode_seconds;     /* from the first sample to the last */
 } generation;
 
-static void emit(const generate_options *opt, generation *gen, const char *bytes, size_t n) {
-    if (n == 0) return;
+/* Streams bytes to stdout, or keeps them for --json. Returns 0, or 1 after printing the error. */
+static int emit(const generate_options *opt, generation *gen, const char *bytes, size_t n) {
+    if (n == 0) return 0;
     if (!opt->json) {
-        fwrite(bytes, 1, n, stdout);
-        fflush(stdout);
-        return;
+        errno = 0;
+        if (fwrite(bytes, 1, n, stdout) == n && fflush(stdout) == 0) return 0;
+        return cli_error("generate", "write to stdout failed: %s", strerror(errno ? errno : EIO));
     }
     char *grown = realloc(gen->text, gen->text_len + n + 1);
-    if (!grown) return;
+    if (!grown)
+        return cli_error("generate", "out of memory for %zu bytes of text", gen->text_len + n);
     memcpy(grown + gen->text_len, bytes, n);
     gen->text = grown;
     gen->text_len += n;
+    return 0;
 }
 
 /* Prefill, then one token at a time; streams text as each token completes a character. */
@@ -111,43 +119,72 @@ static int run_generation(const generate_options *opt, const tokenizer *tok, cpu
         return cli_error("generate", "out of memory");
     }
     tokenizer_stream stream = {0};
-    int rc = 0;
-    double start = cli_now();
-    rc = cpu_model_forward(model, gen->prompt.ids, (int)gen->prompt.len, false, logits, err, sizeof err);
+    int rc = 0; /* 1: failed, its error printed */
+    double start = cli_now(), first_sample = start, last_sample = start;
+    if (cpu_model_forward(model, gen->prompt.ids, (int)gen->prompt.len, false, logits, err,
+                          sizeof err) != 0)
+        rc = cli_error("generate", "%s", err);
+    gen->prefill_seconds = cli_now() - start;
     for (int i = 0; rc == 0 && i < opt->n_new; i++) {
         int32_t id = sampler_sample(&smp, logits);
-        double now = cli_now();
-        if (i == 0) gen->prefill_seconds = now - start;
+        last_sample = cli_now();
+        if (gen->samples++ == 0) first_sample = last_sample;
         if (id == TOKENIZER_EOT_ID && !opt->ignore_eos) break;
-        if (token_ids_push(&gen->generated, id) != 0) break;
-        int n = tokenizer_stream_push(tok, &stream, id, piece, sizeof piece);
-        if (n < 0) {
-            snprintf(err, sizeof err, "token id %d has no text", id);
-            rc = -1;
+        if (token_ids_push(&gen->generated, id) != 0) {
+            rc = cli_error("generate", "out of memory after %zu tokens", gen->generated.len);
             break;
         }
-        emit(opt, gen, piece, (size_t)n);
-        if (i + 1 < opt->n_new) rc = cpu_model_forward(model, &id, 1, false, logits, err, sizeof err);
+        int n = tokenizer_stream_push(tok, &stream, id, piece, sizeof piece);
+        if (n < 0) {
+            rc = cli_error("generate", "token id %d has no text", id);
+            break;
+        }
+        rc = emit(opt, gen, piece, (size_t)n);
+        if (rc == 0 && i + 1 < opt->n_new &&
+            cpu_model_forward(model, &id, 1, false, logits, err, sizeof err) != 0)
+            rc = cli_error("generate", "%s", err);
     }
-    emit(opt, gen, piece, tokenizer_stream_flush(&stream, piece));
-    if (gen->generated.len > 0) gen->decode_seconds = cli_now() - start - gen->prefill_seconds;
-    if (rc != 0) cli_error("generate", "%s", err);
+    if (rc == 0) rc = emit(opt, gen, piece, tokenizer_stream_flush(&stream, piece));
+    if (gen->samples > 0) {
+        gen->first_token_seconds = first_sample - start;
+        gen->decode_seconds = last_sample - first_sample;
+    }
     sampler_destroy(&smp);
     free(logits);
-    return rc == 0 ? 0 : 1;
+    return rc;
 }
 
+static double per_second(double count, double seconds) {
+    return count > 0 && seconds > 0 ? count / seconds : NAN;
+}
+
+/* A JSON number, or null when it is NaN. */
+static void print_json_number(const char *format, double value) {
+    if (isnan(value)) fputs("null", stdout);
+    else printf(format, value);
+}
+
+/*
+ * The timings: prefill is the prompt's forward pass, time to first token adds the first sample,
+ * decode covers every later sample (and the forward pass before it). Rates with nothing to
+ * measure (-n 0, a single token) are left out: null in JSON, n/a in text.
+ */
 static void print_stats(const generate_options *opt, const generation *gen) {
-    size_t later = gen->generated.len > 0 ? gen->generated.len - 1 : 0;
-    double decode_rate = later > 0 && gen->decode_seconds > 0 ? later / gen->decode_seconds : 0.0;
-    double prefill_rate = gen->prefill_seconds > 0 ? gen->prompt.len / gen->prefill_seconds : 0.0;
+    int decoded = gen->samples > 0 ? gen->samples - 1 : 0;
+    double prefill_rate = per_second((double)gen->prompt.len, gen->prefill_seconds);
+    double decode_rate = per_second(decoded, gen->decode_seconds);
+    double first_token_ms = gen->samples > 0 ? 1e3 * gen->first_token_seconds : NAN;
     if (opt->json) {
         printf("{\"backend\":\"cpu\",\"kv\":\"%s\",\"seed\":%llu,\"prompt_tokens\":%zu,"
-               "\"generated_tokens\":%zu,\"time_to_first_token_ms\":%.3f,"
-               "\"prefill_tok_per_s\":%.1f,\"decode_tok_per_s\":%.1f,\"ids\":[",
+               "\"generated_tokens\":%zu,\"prefill_ms\":%.3f,\"time_to_first_token_ms\":",
                kv_format_name(opt->kv), (unsigned long long)opt->sampling.seed, gen->prompt.len,
-               gen->generated.len,
-               1e3 * gen->prefill_seconds, prefill_rate, decode_rate);
+               gen->generated.len, 1e3 * gen->prefill_seconds);
+        print_json_number("%.3f", first_token_ms);
+        fputs(",\"prefill_tok_per_s\":", stdout);
+        print_json_number("%.1f", prefill_rate);
+        fputs(",\"decode_tok_per_s\":", stdout);
+        print_json_number("%.1f", decode_rate);
+        fputs(",\"ids\":[", stdout);
         for (size_t i = 0; i < gen->generated.len; i++)
             printf("%s%d", i ? "," : "", gen->generated.ids[i]);
         printf("],\"text\":");
@@ -155,12 +192,18 @@ static void print_stats(const generate_options *opt, const generation *gen) {
         printf("}\n");
         return;
     }
-    fprintf(stderr, "\n\ngpt2: prompt %zu tokens, time to first token %.2f ms (%.1f tok/s prefill)\n",
-            gen->prompt.len, 1e3 * gen->prefill_seconds, prefill_rate);
-    fprintf(stderr, "gpt2: generated %zu tokens, decode %.1f tok/s (%.2f ms/token), seed %llu, "
-            "kv %s\n", gen->generated.len, decode_rate,
-            later ? 1e3 * gen->decode_seconds / later : 0.0,
-            (unsigned long long)opt->sampling.seed, kv_format_name(opt->kv));
+    fprintf(stderr, "\n\ngpt2: prompt %zu tokens, prefill %.2f ms (%.1f tok/s)", gen->prompt.len,
+            1e3 * gen->prefill_seconds, isnan(prefill_rate) ? 0.0 : prefill_rate);
+    if (gen->samples > 0) fprintf(stderr, ", time to first token %.2f ms\n", first_token_ms);
+    else fprintf(stderr, ", no token sampled (-n 0)\n");
+    fprintf(stderr, "gpt2: generated %zu tokens, ", gen->generated.len);
+    if (decoded > 0 && !isnan(decode_rate))
+        fprintf(stderr, "decode %.1f tok/s (%.2f ms/token)", decode_rate,
+                1e3 * gen->decode_seconds / decoded);
+    else
+        fprintf(stderr, "decode n/a (fewer than 2 tokens sampled)");
+    fprintf(stderr, ", seed %llu, kv %s\n", (unsigned long long)opt->sampling.seed,
+            kv_format_name(opt->kv));
 }
 
 /* Encodes the prompt; an empty prompt starts from <|endoftext|>, as GPT-2 was trained. */

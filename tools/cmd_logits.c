@@ -1,4 +1,5 @@
 /* gpt2 logits: raw little-endian float32 logits [T][vocab] of every position, for checks by anyone. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,9 @@ static int parse_options(int argc, char **argv, logits_options *opt) {
 
 /* The input ids: from --ids (checked against the model's vocabulary) or by encoding text. */
 static int input_ids(const logits_options *opt, const gpt2_config *c, token_ids *ids) {
-    if (opt->ids_text) return cli_parse_ids("logits", opt->ids_text, c->vocab_size, ids) ? 1 : 0;
+    if (opt->ids_text)
+        return cli_parse_ids("logits", opt->ids_text, strlen(opt->ids_text), c->vocab_size, ids)
+                   ? 1 : 0;
     size_t len = 0;
     char *text = cli_read_text("logits", opt->prompt, opt->prompt_file, &len);
     if (!text) return 1;
@@ -72,9 +75,13 @@ static int input_ids(const logits_options *opt, const gpt2_config *c, token_ids 
 
 static int write_logits(const char *path, const float *logits, size_t count) {
     FILE *f = fopen(path, "wb");
-    if (!f) return cli_error("logits", "%s: cannot open for writing", path);
+    if (!f) return cli_error("logits", "%s: cannot open for writing: %s", path, strerror(errno));
+    errno = 0;
     size_t written = fwrite(logits, sizeof(float), count, f);
-    if (fclose(f) != 0 || written != count) return cli_error("logits", "%s: write failed", path);
+    int err = written != count ? errno : 0;
+    if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
+    if (written != count || err)
+        return cli_error("logits", "%s: write failed: %s", path, strerror(err ? err : EIO));
     return 0;
 }
 

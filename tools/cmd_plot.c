@@ -7,7 +7,7 @@
 #include "model/json.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
-#include "tools/result.h"
+#include "tools/result_charts.h"
 
 static const char help[] =
     "usage: gpt2 plot RESULT.json [-o OUT_DIR]\n"

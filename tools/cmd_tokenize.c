@@ -1,6 +1,8 @@
 /* gpt2 tokenize / detokenize: text to ids on one line, and ids back to the exact bytes. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -71,11 +73,11 @@ int cmd_detokenize(int argc, char **argv) {
     tokenizer *tok = tokenizer_create();
     char *bytes = NULL;
     size_t n_bytes = 0, bad_index = 0;
-    rc = cli_parse_ids("detokenize", text, TOKENIZER_VOCAB_SIZE, &ids) ? 1 : 0;
+    rc = cli_parse_ids("detokenize", text, len, TOKENIZER_VOCAB_SIZE, &ids) ? 1 : 0;
     if (rc == 0 && (!tok || tokenizer_decode(tok, ids.ids, ids.len, &bytes, &n_bytes, &bad_index)))
         rc = cli_error("detokenize", "out of memory");
     if (rc == 0 && fwrite(bytes, 1, n_bytes, stdout) != n_bytes)
-        rc = cli_error("detokenize", "write to stdout failed");
+        rc = cli_error("detokenize", "write to stdout failed: %s", strerror(errno ? errno : EIO));
     free(bytes);
     tokenizer_destroy(tok);
     token_ids_free(&ids);

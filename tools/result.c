@@ -7,27 +7,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernels/kernels.h"
+#include "tokenizer/utf8.h"
 #include "tools/git_revision.h" /* generated at build time: GPT2_GIT_REVISION, "" when unknown */
 
 /* ---- JSON strings and numbers ---- */
-
-/* Length of the valid UTF-8 character at s[0..avail), or 0 when the bytes there are not one. */
-static size_t utf8_char_len(const unsigned char *s, size_t avail) {
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
-               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    if (len == 0 || len > avail) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    if (len == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
-    if (len == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
-    return len;
-}
 
 void result_json_string(FILE *out, const char *s, size_t len) {
     const unsigned char *u = (const unsigned char *)s;
     fputc('"', out);
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_char_len(u + i, len - i);
+        size_t n = utf8_valid_length(u + i, len - i);
         if (n == 0) { /* JSON text is UTF-8: a stray byte becomes U+FFFD */
             fputs("\\ufffd", out);
             i++;
@@ -273,11 +263,10 @@ static void member_clock_mhz(result_writer *w, const char *key, enum cudaDeviceA
 }
 
 static void write_gpu(result_writer *w) {
-    int count = 0, device = 0;
+    int device = 0;
     struct cudaDeviceProp prop;
     result_begin_object(w);
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0 ||
-        cudaGetDevice(&device) != cudaSuccess ||
+    if (gpt2_cuda_device_count() == 0 || cudaGetDevice(&device) != cudaSuccess ||
         cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
         cudaGetLastError(); /* no device is not an error that later CUDA calls should see */
         result_member_string(w, "name", "none");

@@ -1,7 +1,8 @@
 /*
- * Result files of the gpt2 subcommands that measure or analyse something (bench, analyze): a
- * streaming JSON writer, the run record every result carries, the number format its CSV shares
- * with the JSON, and the drawing of the charts a result embeds (what `gpt2 plot` redraws).
+ * Result files of the gpt2 subcommands that save results (analyze now; bench later): a
+ * streaming JSON writer, the run record every result carries, and the number format its CSV
+ * shares with the JSON. Drawing the charts a result embeds is tools/result_charts.h, in the
+ * gpt2 executable.
  *
  * The writer's layout: each object member on a line of its own, indented two spaces a level;
  * numbers and strings inside an array on one line, nested arrays and objects on lines of their
@@ -13,8 +14,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
-
-#include "model/json.h"
 
 #define RESULT_MAX_DEPTH 32
 #define RESULT_NUMBER_LEN 32
@@ -90,14 +89,5 @@ int result_writer_finish(result_writer *w);
  * cmd is the subcommand and argc/argv the arguments after it.
  */
 void result_write_run_info(result_writer *w, const char *cmd, int argc, char **argv);
-
-/*
- * Draws every chart in root's "charts" array (specs as tools/plot.h describes, each with a
- * "file" that is a plain name ending in .png) into out_dir, which must exist, and prints each
- * path written on list when list is not NULL. path names the result file in errors. Returns 0,
- * or 1 after printing one line as "gpt2 CMD: ...". (tools/result_charts.c, in the gpt2 executable.)
- */
-int result_draw_charts(const char *cmd, const char *path, const json_value *root,
-                       const char *out_dir, FILE *list);
 
 #endif

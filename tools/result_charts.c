@@ -1,15 +1,11 @@
-/*
- * The charts a result file embeds, drawn as PNGs (result_draw_charts in tools/result.h): shared
- * by `gpt2 plot` and the subcommands that save results. Part of the gpt2 executable, since it
- * reports through cli_error.
- */
+/* The charts a result file embeds, drawn as PNGs: tools/result_charts.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tools/cli.h"
 #include "tools/plot.h"
-#include "tools/result.h"
+#include "tools/result_charts.h"
 
 /* A chart's file must be a plain name ending in .png, so that it lands in the output folder. */
 static bool valid_file_name(const char *name) {

@@ -125,6 +125,11 @@ void cpu_model_destroy(cpu_model *model) {
 
 void cpu_model_reset(cpu_model *model) { model->cache.len = 0; }
 
+void cpu_model_set_kv_format(cpu_model *model, kv_format format) {
+    model->cache.format = format;
+    cpu_model_reset(model);
+}
+
 static int check_forward_args(const cpu_model *model, const int32_t *tokens, int n, char *err,
                               size_t err_len) {
     const gpt2_config *c = &model->config;

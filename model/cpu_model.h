@@ -67,6 +67,9 @@ int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chun
                      kv_format kv_storage, char *err, size_t err_len);
 void cpu_model_destroy(cpu_model *model);
 
+/* Switches how K and V are stored (the cache is emptied): one model serves several formats. */
+void cpu_model_set_kv_format(cpu_model *model, kv_format format);
+
 /* Forgets every cached position: the next forward starts a new sequence at position 0. */
 void cpu_model_reset(cpu_model *model);
 

@@ -55,25 +55,29 @@ static int parse_options(int argc, char **argv, kvcompare_options *opt) {
     return 0;
 }
 
-/* The two CPU models, one per format, and a window of logits from each. */
+/* One CPU model, run in both formats, and a window of logits from each. */
 typedef struct {
-    cpu_model baseline, test;
+    cpu_model model;
+    kv_format baseline_format, test_format;
     float *baseline_logits; /* [ctx, V] */
     float *test_logits;     /* [ctx, V] */
 } kv_comparison_run;
 
-/* Runs both models over windows of ctx tokens until `positions` rows are compared. */
+/* Runs the model in both formats over windows of ctx tokens until `positions` rows are compared. */
 static int compare_windows(kv_comparison_run *run, const int32_t *ids, int positions, int ctx,
                            logit_comparison *cmp, int *windows) {
-    const int V = run->baseline.config.vocab_size;
+    const int V = run->model.config.vocab_size;
     char err[GPT2_ERR_LEN];
     for (int begin = 0; begin < positions; begin += ctx) {
         const int len = positions - begin < ctx ? positions - begin : ctx;
-        if (cpu_model_forward_sequence(&run->baseline, ids + begin, len, run->baseline_logits, err,
-                                       sizeof err) != 0 ||
-            cpu_model_forward_sequence(&run->test, ids + begin, len, run->test_logits, err,
-                                       sizeof err) != 0)
-            return cli_error("kvcompare", "%s", err);
+        cpu_model_set_kv_format(&run->model, run->baseline_format);
+        int rc = cpu_model_forward_sequence(&run->model, ids + begin, len, run->baseline_logits,
+                                            err, sizeof err);
+        cpu_model_set_kv_format(&run->model, run->test_format);
+        if (rc == 0)
+            rc = cpu_model_forward_sequence(&run->model, ids + begin, len, run->test_logits, err,
+                                            sizeof err);
+        if (rc != 0) return cli_error("kvcompare", "%s", err);
         for (int t = 0; t < len; t++)
             logit_comparison_add(cmp, run->baseline_logits + (size_t)t * V,
                                  run->test_logits + (size_t)t * V, V);
@@ -113,7 +117,7 @@ static int check_sizes(kvcompare_options *opt, const gpt2_config *c, size_t n_to
 }
 
 static int run_comparison(kvcompare_options *opt, kv_comparison_run *run, const token_ids *ids) {
-    const gpt2_config *c = &run->baseline.config;
+    const gpt2_config *c = &run->model.config;
     int rc = check_sizes(opt, c, ids->len);
     if (rc) return rc;
     const size_t window_logits = (size_t)opt->ctx * (size_t)c->vocab_size;
@@ -135,20 +139,16 @@ int cmd_kvcompare(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : rc;
     const char *model_dir = cli_model_dir("kvcompare", opt.model_flag);
     if (!model_dir) return 1;
-    kv_comparison_run run = {0};
+    kv_comparison_run run = {.baseline_format = opt.baseline, .test_format = opt.kv};
     gpt2_config config;
-    if (cli_load_cpu_model("kvcompare", model_dir, opt.baseline, &run.baseline, &config) != 0)
+    if (cli_load_cpu_model("kvcompare", model_dir, opt.baseline, &run.model, &config) != 0)
         return 1;
     token_ids ids = {0};
-    rc = cli_load_cpu_model("kvcompare", model_dir, opt.kv, &run.test, &config) ? 1 : 0;
-    if (rc == 0) {
-        rc = cli_encode_file("kvcompare", opt.path, config.vocab_size, &ids);
-        if (rc == 0) rc = run_comparison(&opt, &run, &ids);
-        cpu_model_destroy(&run.test);
-    }
+    rc = cli_encode_file("kvcompare", opt.path, config.vocab_size, &ids);
+    if (rc == 0) rc = run_comparison(&opt, &run, &ids);
     token_ids_free(&ids);
     free(run.baseline_logits);
     free(run.test_logits);
-    cpu_model_destroy(&run.baseline);
+    cpu_model_destroy(&run.model);
     return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
+#include "kernels/launch.h"
 
 /* ---- kernels ---- */
 
@@ -48,11 +49,11 @@ extern "C" void launch_convert_to_f16(gpt2_f16 *out, const void *in, convert_sou
         CUDA_CHECK(cudaMemcpyAsync(out, in, n * sizeof(__half), cudaMemcpyDeviceToDevice, stream));
         return;
     case CONVERT_FROM_F32:
-        convert_f32_kernel<<<blocks, threads, 0, stream>>>(out, (const float *)in, n);
+        LAUNCH_KERNEL(convert_f32_kernel, blocks, threads, 0, stream, out, (const float *)in, n);
         LAUNCH_CHECK("convert_f32_to_f16", stream);
         return;
     case CONVERT_FROM_BF16:
-        convert_bf16_kernel<<<blocks, threads, 0, stream>>>(out, (const __nv_bfloat16 *)in, n);
+        LAUNCH_KERNEL(convert_bf16_kernel, blocks, threads, 0, stream, out, (const __nv_bfloat16 *)in, n);
         LAUNCH_CHECK("convert_bf16_to_f16", stream);
         return;
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU round in one run, for the GPU machine (H100/H200, sm_90):
-#   configure for sm_90, build, ctest (GPU tests included), and compute-sanitizer memcheck /
-#   racecheck / initcheck over every GPU test (tests/test_*_gpu).
+#   configure for sm_90, build, the ptxas table, ctest (GPU tests included), and
+#   compute-sanitizer memcheck / racecheck / initcheck over every GPU test (tests/test_*_gpu).
 # Logs go to $OUT (or ./gpu-check-logs); the summary is the last thing printed.
 #
 # usage: tools/gpu-check.sh            (from the repository root)
@@ -22,6 +22,7 @@ nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,memory.total,driver_ver
   >"$out/gpu.txt" 2>&1
 step configure cmake -B "$build" -S . -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release
 step build cmake --build "$build" -j "$(nproc)"
+step ptxas tools/ptxas_table.sh "$out/ptxas.txt"
 step ctest ctest --test-dir "$build" --output-on-failure -j 4
 
 gpu_tests=$(ls "$build"/tests/test_*_gpu 2>/dev/null)

@@ -1,6 +1,7 @@
 #include "model/sampler.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 int sampler_create(sampler *s, int vocab_size, sampler_params params) {
@@ -77,11 +78,10 @@ static int apply_top_k_top_p(sampler_candidate *candidates, int n, int top_k, fl
     return kept;
 }
 
-/* Draws one of candidates[0, n) in proportion to its probability. */
-static int32_t draw(const sampler_candidate *candidates, int n, uint64_t *rng_state) {
+int32_t sampler_draw(const sampler_candidate *candidates, int n, float uniform) {
     double mass = 0.0;
     for (int i = 0; i < n; i++) mass += candidates[i].prob;
-    double target = sampler_next_uniform(rng_state) * mass;
+    double target = uniform * mass;
     double cumulative = 0.0;
     for (int i = 0; i < n; i++) {
         cumulative += candidates[i].prob;
@@ -90,12 +90,25 @@ static int32_t draw(const sampler_candidate *candidates, int n, uint64_t *rng_st
     return candidates[n - 1].id;
 }
 
-int32_t sampler_sample(sampler *s, const float *logits) {
+static bool is_greedy(const sampler_params *p) { return p->temperature <= 0.0f || p->top_k == 1; }
+
+int sampler_candidates(sampler *s, const float *logits) {
     const sampler_params *p = &s->params;
-    if (p->temperature <= 0.0f || p->top_k == 1) return sampler_argmax(logits, s->vocab_size);
     softmax_with_temperature(s->candidates, logits, s->vocab_size, p->temperature);
-    int kept = s->vocab_size;
     if (p->top_k > 0 || p->top_p < 1.0f)
-        kept = apply_top_k_top_p(s->candidates, s->vocab_size, p->top_k, p->top_p);
-    return draw(s->candidates, kept, &s->rng_state);
+        return apply_top_k_top_p(s->candidates, s->vocab_size, p->top_k, p->top_p);
+    return s->vocab_size;
+}
+
+int32_t sampler_pick(sampler *s, const float *logits, float uniform) {
+    if (is_greedy(&s->params)) return sampler_argmax(logits, s->vocab_size);
+    return sampler_draw(s->candidates, sampler_candidates(s, logits), uniform);
+}
+
+float sampler_take_uniform(sampler *s) {
+    return is_greedy(&s->params) ? 0.0f : sampler_next_uniform(&s->rng_state);
+}
+
+int32_t sampler_sample(sampler *s, const float *logits) {
+    return sampler_pick(s, logits, sampler_take_uniform(s));
 }

@@ -34,4 +34,10 @@ static inline bool half_is_nearest(float x, uint16_t h) {
            !half_neighbour_wins(x, h, err, (uint16_t)(h - 1));
 }
 
+/*
+ * The most that rounding a finite float of magnitude up to `magnitude` to fp16 can move it:
+ * half an ulp, 2^-11 relative among normal fp16s and 2^-25 absolute among subnormals.
+ */
+static inline double half_rounding_bound(double magnitude) { return ldexp(fabs(magnitude), -11) + 0x1p-25; }
+
 #endif

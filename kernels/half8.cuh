@@ -1,0 +1,49 @@
+/*
+ * Eight fp16 values moved as one 128-bit access, for the bandwidth-bound kernels. Callers
+ * guarantee 16-byte alignment (row strides that are multiples of 8 halves on aligned buffers).
+ */
+#ifndef GPT2_HALF8_CUH
+#define GPT2_HALF8_CUH
+
+#include <stdint.h>
+#include <string.h>
+
+#include <cuda_fp16.h>
+
+struct half8 {
+    __half2 h[4];
+};
+
+/* Whether a pointer may be used for half8 accesses (launchers check their operands with it). */
+static inline bool half8_aligned(const void *p) { return (uintptr_t)p % 16 == 0; }
+
+/* Through uint4, the type that compiles to one 128-bit load or store (a struct of __half2 does not). */
+static __device__ __forceinline__ half8 load_half8(const __half *p /* [8], 16-byte aligned */) {
+    const uint4 raw = *reinterpret_cast<const uint4 *>(p);
+    half8 v;
+    memcpy(&v, &raw, sizeof v);
+    return v;
+}
+
+static __device__ __forceinline__ void store_half8(__half *p /* [8], 16-byte aligned */, half8 v) {
+    uint4 raw;
+    memcpy(&raw, &v, sizeof raw);
+    *reinterpret_cast<uint4 *>(p) = raw;
+}
+
+static __device__ __forceinline__ void unpack_half8(half8 v, float (&out)[8]) {
+    for (int j = 0; j < 4; j++) {
+        const float2 f = __half22float2(v.h[j]);
+        out[2 * j] = f.x;
+        out[2 * j + 1] = f.y;
+    }
+}
+
+/* Rounds to nearest even. */
+static __device__ __forceinline__ half8 pack_half8(const float (&in)[8]) {
+    half8 v;
+    for (int j = 0; j < 4; j++) v.h[j] = __floats2half2_rn(in[2 * j], in[2 * j + 1]);
+    return v;
+}
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * Shared pieces of the GPU kernel tests: the seed, device copies, random fp16 data, and a paged
+ * KV pool with shuffled pages for the attention tests. Host-side C; any failure exits.
+ */
+#ifndef GPT2_GPU_TEST_UTIL_H
+#define GPT2_GPU_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* The test's seed: $GPT2_TEST_SEED, else the time; printed so that a failure can be replayed. */
+uint64_t gpu_test_seed(const char *test_name);
+
+/* A device copy of bytes of host memory (cudaMalloc + cudaMemcpy). */
+void *device_copy(const void *host, size_t bytes);
+
+/* n fp16 bit patterns of values uniform in [-scale, scale]. */
+uint16_t *random_halves(size_t n, float scale, uint64_t *rng);
+
+/* fp16 bits to floats. */
+float *halves_to_floats(const uint16_t *h, size_t n);
+
+/*
+ * One layer of a paged pool holding n_seqs sequences of seq_lens[s] tokens with random K and V.
+ * Physical blocks are handed out in a random order, so every sequence's pages are scattered;
+ * pages nobody owns hold fp16 NaN, and table entries past a sequence's blocks hold a huge id,
+ * so a read outside a sequence's own pages shows up.
+ */
+typedef struct {
+    int n_head, block_size, max_blocks_per_seq, num_blocks, n_seqs;
+    uint16_t *k_pages, *v_pages; /* [num_blocks, n_head, block_size, 64] host copies */
+    int32_t *tables;             /* [n_seqs, max_blocks_per_seq] host copy */
+    paged_kv_layer device;       /* the same on the device */
+} paged_kv_fixture;
+
+void paged_kv_fixture_create(paged_kv_fixture *f, int n_head, int block_size, int max_tokens,
+                             const int *seq_lens /* [n_seqs] */, int n_seqs, uint64_t *rng);
+void paged_kv_fixture_destroy(paged_kv_fixture *f);
+
+/* Rows [0, n_tokens) of sequence seq as fp32, all heads side by side: what cpu_ops reads. */
+void paged_kv_fixture_rows(const paged_kv_fixture *f, int seq, int n_tokens,
+                           float *k /* [n_tokens, n_head * 64] */,
+                           float *v /* [n_tokens, n_head * 64] */);
+
+#endif

@@ -194,15 +194,12 @@ int cli_parse_ids(const char *cmd, const char *text, size_t len, int vocab_size,
 bool cli_backend_parse(cli_args *args, cli_backend *out) {
     const char *value = cli_value(args);
     if (!value) return false;
-    if (strcmp(value, "cpu") == 0) {
-        *out = BACKEND_CPU;
+    if (strcmp(value, "cpu") == 0 || strcmp(value, "cuda") == 0) {
+        *out = strcmp(value, "cpu") == 0 ? BACKEND_CPU : BACKEND_CUDA;
         return true;
     }
     args->failed = true;
-    if (strcmp(value, "cuda") == 0)
-        cli_error(args->cmd, "the CUDA backend is not part of this build yet; use --backend cpu");
-    else
-        cli_error(args->cmd, "unknown backend '%s' (expected cpu or cuda)", value);
+    cli_error(args->cmd, "unknown backend '%s' (expected cpu or cuda)", value);
     return false;
 }
 
@@ -230,21 +227,6 @@ const char *cli_model_dir(const char *cmd, const char *flag_value) {
                    "model.safetensors) or set GPT2_MODEL; weights/download.sh gpt2 fetches "
                    "GPT-2 124M into weights/gpt2, which is then used by default (needs internet)");
     return NULL;
-}
-
-int cli_load_cpu_model(const char *cmd, const char *model_dir, kv_format kv_storage,
-                       cpu_model *model, gpt2_config *config) {
-    char err[GPT2_ERR_LEN];
-    gpt2_checkpoint ckpt;
-    if (gpt2_checkpoint_open(&ckpt, model_dir, err, sizeof err) != 0) {
-        cli_error(cmd, "%s", err);
-        return -1;
-    }
-    int rc = cpu_model_create(model, &ckpt, 0, kv_storage, err, sizeof err);
-    if (rc != 0) cli_error(cmd, "%s", err);
-    *config = ckpt.config;
-    gpt2_checkpoint_close(&ckpt);
-    return rc;
 }
 
 int cli_resolve_ctx(const char *cmd, int *ctx, const gpt2_config *config) {

@@ -57,24 +57,23 @@ int cli_encode_file(const char *cmd, const char *path, int vocab_size, token_ids
 int cli_parse_ids(const char *cmd, const char *text, size_t len, int vocab_size, token_ids *out);
 
 typedef enum { BACKEND_CPU, BACKEND_CUDA } cli_backend;
-/* Parses --backend's value; prints an error and returns false for an unknown or unbuilt one. */
+/* Parses --backend's value (cpu or cuda); prints an error and returns false for others. */
 bool cli_backend_parse(cli_args *args, cli_backend *out);
 
 /* Parses --kv's value (fp32, fp16 or int8); prints an error and returns false for others. */
 bool cli_kv_format_parse(cli_args *args, kv_format *out);
 #define CLI_KV_HELP                                                                           \
-    "  --kv FORMAT        KV cache format: fp32 (exact, the default), fp16, or int8 (per token\n" \
-    "                     and head, fp16 scale); the cpu backend stores K and V through it\n"
+    "  --kv FORMAT        KV cache format: fp32 (exact, the cpu default), fp16 (the cuda default),\n" \
+    "                     or int8 (per token and head, fp16 scale; cpu only for now)\n"
+#define CLI_BACKEND_HELP                                                                      \
+    "  --backend B        cpu (the fp32 reference, the default) or cuda (a GPU, or the SIMT\n"   \
+    "                     emulator in the emulation build)\n"
 
 /*
  * The model directory: -m when given, else $GPT2_MODEL, else the first of weights/default and
  * weights/gpt2 (in the source tree) that exists. NULL after printing what is needed.
  */
 const char *cli_model_dir(const char *cmd, const char *flag_value);
-
-/* Opens the checkpoint and builds the CPU model. Returns -1 after printing the error. */
-int cli_load_cpu_model(const char *cmd, const char *model_dir, kv_format kv_storage,
-                       cpu_model *model, gpt2_config *config);
 
 /*
  * Resolves a --ctx value against the model: 0 becomes its context, a longer one is refused.

@@ -9,6 +9,7 @@
 
 #include "model/sampler.h"
 #include "tools/cli.h"
+#include "tools/cli_model.h"
 #include "tools/commands.h"
 #include "tools/result.h"
 
@@ -24,6 +25,7 @@ typedef struct {
     bool json;
     cli_backend backend;
     kv_format kv;
+    bool kv_given;
 } generate_options;
 
 static void print_help(void) {
@@ -40,7 +42,7 @@ static void print_help(void) {
          "  --seed S           random seed (default: from the clock; printed with the stats)\n"
          "  --ignore-eos       keep going past <|endoftext|>\n"
          "  --special          read <|endoftext|> in the prompt as the special token\n"
-         "  --backend cpu      where to run (cuda arrives with the CUDA engine)\n"
+         CLI_BACKEND_HELP
          CLI_KV_HELP
          "  --json             no streaming: print one JSON object with the text, ids and stats");
 }
@@ -69,7 +71,7 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         else if (cli_flag(&args, "--ignore-eos")) opt->ignore_eos = true;
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
-        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
+        else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
@@ -84,7 +86,7 @@ typedef struct {
     char *text; /* the generated text, kept for --json */
     size_t text_len;
     int samples;               /* tokens sampled, a final <|endoftext|> included */
-    double prefill_seconds;    /* the prompt's forward pass */
+    double prefill_seconds;    /* the prompt's forward pass and the first draw */
     double first_token_seconds; /* prefill + first sample: time to first token (samples > 0) */
     double decode_seconds;     /* from the first sample to the last */
 } generation;
@@ -107,12 +109,12 @@ static int emit(const generate_options *opt, generation *gen, const char *bytes,
 }
 
 /* Prefill, then one token at a time; streams text as each token completes a character. */
-static int run_generation(const generate_options *opt, const tokenizer *tok, cpu_model *model,
+static int run_generation(const generate_options *opt, const tokenizer *tok, cli_model *model,
                           generation *gen) {
     const gpt2_config *c = &model->config;
     const int sample_vocab = c->vocab_size < TOKENIZER_VOCAB_SIZE ? c->vocab_size : TOKENIZER_VOCAB_SIZE;
     char err[GPT2_ERR_LEN], piece[1024];
-    float *logits = malloc((size_t)c->vocab_size * sizeof(float));
+    float *logits = malloc((size_t)c->vocab_size * sizeof(float)); /* the CPU backend's scratch */
     sampler smp;
     if (!logits || sampler_create(&smp, sample_vocab, opt->sampling) != 0) {
         free(logits);
@@ -121,12 +123,16 @@ static int run_generation(const generate_options *opt, const tokenizer *tok, cpu
     tokenizer_stream stream = {0};
     int rc = 0; /* 1: failed, its error printed */
     double start = cli_now(), first_sample = start, last_sample = start;
-    if (cpu_model_forward(model, gen->prompt.ids, (int)gen->prompt.len, false, logits, err,
+    int32_t id = -1; /* each forward call also draws the next id: on the device for cuda */
+    if (cli_model_next_id(model, gen->prompt.ids, (int)gen->prompt.len, &smp, logits, &id, err,
                           sizeof err) != 0)
         rc = cli_error("generate", "%s", err);
     gen->prefill_seconds = cli_now() - start;
     for (int i = 0; rc == 0 && i < opt->n_new; i++) {
-        int32_t id = sampler_sample(&smp, logits);
+        if (i > 0 && cli_model_next_id(model, &id, 1, &smp, logits, &id, err, sizeof err) != 0) {
+            rc = cli_error("generate", "%s", err);
+            break;
+        }
         last_sample = cli_now();
         if (gen->samples++ == 0) first_sample = last_sample;
         if (id == TOKENIZER_EOT_ID && !opt->ignore_eos) break;
@@ -140,9 +146,6 @@ static int run_generation(const generate_options *opt, const tokenizer *tok, cpu
             break;
         }
         rc = emit(opt, gen, piece, (size_t)n);
-        if (rc == 0 && i + 1 < opt->n_new &&
-            cpu_model_forward(model, &id, 1, false, logits, err, sizeof err) != 0)
-            rc = cli_error("generate", "%s", err);
     }
     if (rc == 0) rc = emit(opt, gen, piece, tokenizer_stream_flush(&stream, piece));
     if (gen->samples > 0) {
@@ -169,15 +172,16 @@ static void print_json_number(const char *format, double value) {
  * decode covers every later sample (and the forward pass before it). Rates with nothing to
  * measure (-n 0, a single token) are left out: null in JSON, n/a in text.
  */
-static void print_stats(const generate_options *opt, const generation *gen) {
+static void print_stats(const generate_options *opt, const cli_model *model, const generation *gen) {
+    const char *backend = cli_backend_name(model->backend), *kv = kv_format_name(model->kv);
     int decoded = gen->samples > 0 ? gen->samples - 1 : 0;
     double prefill_rate = per_second((double)gen->prompt.len, gen->prefill_seconds);
     double decode_rate = per_second(decoded, gen->decode_seconds);
     double first_token_ms = gen->samples > 0 ? 1e3 * gen->first_token_seconds : NAN;
     if (opt->json) {
-        printf("{\"backend\":\"cpu\",\"kv\":\"%s\",\"seed\":%llu,\"prompt_tokens\":%zu,"
+        printf("{\"backend\":\"%s\",\"kv\":\"%s\",\"seed\":%llu,\"prompt_tokens\":%zu,"
                "\"generated_tokens\":%zu,\"prefill_ms\":%.3f,\"time_to_first_token_ms\":",
-               kv_format_name(opt->kv), (unsigned long long)opt->sampling.seed, gen->prompt.len,
+               backend, kv, (unsigned long long)opt->sampling.seed, gen->prompt.len,
                gen->generated.len, 1e3 * gen->prefill_seconds);
         print_json_number("%.3f", first_token_ms);
         fputs(",\"prefill_tok_per_s\":", stdout);
@@ -202,8 +206,8 @@ static void print_stats(const generate_options *opt, const generation *gen) {
                 1e3 * gen->decode_seconds / decoded);
     else
         fprintf(stderr, "decode n/a (fewer than 2 tokens sampled)");
-    fprintf(stderr, ", seed %llu, kv %s\n", (unsigned long long)opt->sampling.seed,
-            kv_format_name(opt->kv));
+    fprintf(stderr, ", seed %llu, backend %s, kv %s\n", (unsigned long long)opt->sampling.seed,
+            backend, kv);
 }
 
 /* Encodes the prompt; an empty prompt starts from <|endoftext|>, as GPT-2 was trained. */
@@ -237,19 +241,19 @@ int cmd_generate(int argc, char **argv) {
     tokenizer *tok = tokenizer_create();
     if (!tok) return cli_error("generate", "out of memory");
     generation gen = {0};
-    cpu_model model;
-    gpt2_config config;
+    cli_model model;
     rc = encode_prompt(&opt, tok, &gen);
     if (rc == 0 &&
-        (rc = cli_load_cpu_model("generate", model_dir, opt.kv, &model, &config) ? 1 : 0) == 0) {
-        rc = check_prompt(&opt, &config, &gen);
+        (rc = cli_model_load("generate", model_dir, opt.backend, opt.kv, opt.kv_given, &model)) == 0) {
+        const gpt2_config *config = &model.config;
+        rc = check_prompt(&opt, config, &gen);
         if (rc == 0 && !opt.json)
-            fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend cpu, kv %s\n",
-                    model_dir, config.n_layer, config.n_head, config.n_embd,
-                    kv_format_name(opt.kv));
+            fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend %s, kv %s\n",
+                    model_dir, config->n_layer, config->n_head, config->n_embd,
+                    cli_backend_name(model.backend), kv_format_name(model.kv));
         if (rc == 0) rc = run_generation(&opt, tok, &model, &gen);
-        if (rc == 0) print_stats(&opt, &gen);
-        cpu_model_destroy(&model);
+        if (rc == 0) print_stats(&opt, &model, &gen);
+        cli_model_destroy(&model);
     }
     token_ids_free(&gen.prompt);
     token_ids_free(&gen.generated);

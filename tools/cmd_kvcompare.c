@@ -9,6 +9,7 @@
 
 #include "model/logit_compare.h"
 #include "tools/cli.h"
+#include "tools/cli_model.h"
 #include "tools/commands.h"
 
 typedef struct {
@@ -140,11 +141,12 @@ int cmd_kvcompare(int argc, char **argv) {
     const char *model_dir = cli_model_dir("kvcompare", opt.model_flag);
     if (!model_dir) return 1;
     kv_comparison_run run = {.baseline_format = opt.baseline, .test_format = opt.kv};
-    gpt2_config config;
-    if (cli_load_cpu_model("kvcompare", model_dir, opt.baseline, &run.model, &config) != 0)
+    cli_model loaded;
+    if (cli_model_load("kvcompare", model_dir, BACKEND_CPU, opt.baseline, true, &loaded) != 0)
         return 1;
+    run.model = loaded.cpu;
     token_ids ids = {0};
-    rc = cli_encode_file("kvcompare", opt.path, config.vocab_size, &ids);
+    rc = cli_encode_file("kvcompare", opt.path, loaded.config.vocab_size, &ids);
     if (rc == 0) rc = run_comparison(&opt, &run, &ids);
     token_ids_free(&ids);
     free(run.baseline_logits);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tools/cli.h"
+#include "tools/cli_model.h"
 #include "tools/commands.h"
 #include "tools/result.h"
 
@@ -17,13 +18,14 @@ typedef struct {
     bool allow_special, json;
     cli_backend backend;
     kv_format kv;
+    bool kv_given;
 } logits_options;
 
 static void print_help(void) {
     puts("usage: gpt2 logits [-m DIR] (-p TEXT | -f FILE | --ids \"464 3290 ...\") -o FILE [options]\n"
          "  writes little-endian float32 logits [T][vocab_size], one row per input position\n"
          "  --special          read <|endoftext|> in the text as the special token\n"
-         "  --backend cpu      where to run\n"
+         CLI_BACKEND_HELP
          CLI_KV_HELP
          "  --json             print a JSON summary (tokens, vocab, file) on stdout");
 }
@@ -42,7 +44,7 @@ static int parse_options(int argc, char **argv, logits_options *opt) {
         else if (cli_flag(&args, "-o")) opt->out_path = cli_value(&args);
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
-        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
+        else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
@@ -85,7 +87,7 @@ static int write_logits(const char *path, const float *logits, size_t count) {
     return 0;
 }
 
-static int run(const logits_options *opt, cpu_model *model, const token_ids *ids) {
+static int run(const logits_options *opt, cli_model *model, const token_ids *ids) {
     const gpt2_config *c = &model->config;
     if (ids->len == 0) return cli_error("logits", "the input has no tokens");
     if (ids->len > (size_t)c->n_positions)
@@ -95,13 +97,13 @@ static int run(const logits_options *opt, cpu_model *model, const token_ids *ids
     size_t count = ids->len * (size_t)c->vocab_size;
     float *logits = malloc(count * sizeof(float));
     if (!logits) return cli_error("logits", "out of memory for %zu logits", count);
-    int rc = cpu_model_forward(model, ids->ids, (int)ids->len, true, logits, err, sizeof err)
+    int rc = cli_model_forward(model, ids->ids, (int)ids->len, true, logits, err, sizeof err)
                  ? cli_error("logits", "%s", err)
                  : write_logits(opt->out_path, logits, count);
     free(logits);
     if (rc == 0 && opt->json) {
-        printf("{\"tokens\":%zu,\"vocab_size\":%d,\"kv\":\"%s\",\"file\":", ids->len,
-               c->vocab_size, kv_format_name(opt->kv));
+        printf("{\"tokens\":%zu,\"vocab_size\":%d,\"backend\":\"%s\",\"kv\":\"%s\",\"file\":",
+               ids->len, c->vocab_size, cli_backend_name(model->backend), kv_format_name(model->kv));
         result_json_string(stdout, opt->out_path, strlen(opt->out_path));
         printf("}\n");
     } else if (rc == 0) {
@@ -117,13 +119,12 @@ int cmd_logits(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : rc;
     const char *model_dir = cli_model_dir("logits", opt.model_flag);
     if (!model_dir) return 1;
-    cpu_model model;
-    gpt2_config config;
-    if (cli_load_cpu_model("logits", model_dir, opt.kv, &model, &config) != 0) return 1;
+    cli_model model;
+    if (cli_model_load("logits", model_dir, opt.backend, opt.kv, opt.kv_given, &model) != 0) return 1;
     token_ids ids = {0};
-    rc = input_ids(&opt, &config, &ids);
+    rc = input_ids(&opt, &model.config, &ids);
     if (rc == 0) rc = run(&opt, &model, &ids);
     token_ids_free(&ids);
-    cpu_model_destroy(&model);
+    cli_model_destroy(&model);
     return rc;
 }

@@ -5,6 +5,7 @@
 
 #include "model/perplexity.h"
 #include "tools/cli.h"
+#include "tools/cli_model.h"
 #include "tools/commands.h"
 
 typedef struct {
@@ -13,15 +14,17 @@ typedef struct {
     bool json;
     cli_backend backend;
     kv_format kv;
+    bool kv_given;
 } ppl_options;
 
 static void print_help(void) {
-    puts("usage: gpt2 ppl [-m DIR] -f FILE [--ctx N] [--stride S] [--kv FORMAT] [--backend cpu]\n"
+    puts("usage: gpt2 ppl [-m DIR] -f FILE [--ctx N] [--stride S] [--kv FORMAT] [--backend B]\n"
          "                [--json]\n"
          "  sliding-window perplexity over the tokens of FILE (HF's perplexity guide):\n"
          "  windows of --ctx tokens (default: the model's context) every --stride tokens\n"
          "  (default ctx/2); only the tokens new to each window are scored.\n"
          CLI_KV_HELP
+         CLI_BACKEND_HELP
          "  --json             print {\"ppl\", \"tokens\", \"nll\", \"windows\", \"kv\", ...}");
 }
 
@@ -36,7 +39,7 @@ static int parse_options(int argc, char **argv, ppl_options *opt) {
         else if (cli_flag(&args, "-f")) opt->path = cli_value(&args);
         else if (cli_flag(&args, "--ctx")) cli_int(&args, 2, 1 << 20, &opt->ctx);
         else if (cli_flag(&args, "--stride")) cli_int(&args, 1, 1 << 20, &opt->stride);
-        else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
+        else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
@@ -55,21 +58,21 @@ static int resolve_windows(ppl_options *opt, const gpt2_config *c) {
     return 0;
 }
 
-static void print_result(const ppl_options *opt, const perplexity_result *r, size_t n_ids,
-                         double seconds) {
+static void print_result(const ppl_options *opt, const cli_model *model,
+                         const perplexity_result *r, size_t n_ids, double seconds) {
+    const char *backend = cli_backend_name(model->backend), *kv = kv_format_name(model->kv);
     double rate = seconds > 0 ? n_ids / seconds : 0.0;
     if (opt->json) {
         printf("{\"ppl\":%.6f,\"tokens\":%lld,\"file_tokens\":%zu,\"nll\":%.6f,\"windows\":%d,"
-               "\"ctx\":%d,\"stride\":%d,\"backend\":\"cpu\",\"kv\":\"%s\",\"seconds\":%.3f,"
+               "\"ctx\":%d,\"stride\":%d,\"backend\":\"%s\",\"kv\":\"%s\",\"seconds\":%.3f,"
                "\"tok_per_s\":%.1f}\n",
                r->ppl, r->tokens, n_ids, r->nll_sum / (double)r->tokens, r->windows, opt->ctx,
-               opt->stride, kv_format_name(opt->kv), seconds, rate);
+               opt->stride, backend, kv, seconds, rate);
         return;
     }
     printf("ppl %.4f over %lld scored tokens (%zu in the file, %d windows, ctx %d, stride %d)\n",
            r->ppl, r->tokens, n_ids, r->windows, opt->ctx, opt->stride);
-    fprintf(stderr, "gpt2 ppl: %.2f s, %.1f tok/s, backend cpu, kv %s\n", seconds, rate,
-            kv_format_name(opt->kv));
+    fprintf(stderr, "gpt2 ppl: %.2f s, %.1f tok/s, backend %s, kv %s\n", seconds, rate, backend, kv);
 }
 
 int cmd_ppl(int argc, char **argv) {
@@ -78,9 +81,9 @@ int cmd_ppl(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : rc;
     const char *model_dir = cli_model_dir("ppl", opt.model_flag);
     if (!model_dir) return 1;
-    cpu_model model;
-    gpt2_config config;
-    if (cli_load_cpu_model("ppl", model_dir, opt.kv, &model, &config) != 0) return 1;
+    cli_model model;
+    if (cli_model_load("ppl", model_dir, opt.backend, opt.kv, opt.kv_given, &model) != 0) return 1;
+    const gpt2_config config = model.config;
     token_ids ids = {0};
     rc = resolve_windows(&opt, &config);
     if (rc == 0) rc = cli_encode_file("ppl", opt.path, config.vocab_size, &ids);
@@ -90,12 +93,13 @@ int cmd_ppl(int argc, char **argv) {
         perplexity_result result;
         double start = cli_now();
         if (perplexity_sliding_window(ids.ids, ids.len, opt.ctx, opt.stride, config.vocab_size,
-                                      cpu_model_forward_sequence, &model, &result, err, sizeof err))
+                                      cli_model_sequence_fn(&model), cli_model_handle(&model),
+                                      &result, err, sizeof err))
             rc = cli_error("ppl", "%s", err);
         else
-            print_result(&opt, &result, ids.len, cli_now() - start);
+            print_result(&opt, &model, &result, ids.len, cli_now() - start);
     }
     token_ids_free(&ids);
-    cpu_model_destroy(&model);
+    cli_model_destroy(&model);
     return rc;
 }

@@ -1,0 +1,190 @@
+/*
+ * Decode attention: one new query token per sequence against every cached key and value of that
+ * sequence, read straight from the paged KV pool through its block table (no gather).
+ *
+ * Work split. One thread block per (head, sequence, partition); a partition is PARTITION_TOKENS
+ * consecutive positions, so a single long sequence still spreads over many blocks. Inside a
+ * block, 8 lanes own one 64-wide row (one 16-byte load each), so the 128 threads walk 16 tokens
+ * per step: 16 rows of one head are 2 KB of contiguous page memory.
+ *
+ *   1. scores[t] = q . k[t] / 8 for the partition's tokens (fp32, into shared memory);
+ *   2. m = max score, p[t] = exp(scores[t] - m), l = sum p[t];
+ *   3. o = sum p[t] v[t] (each lane group accumulates 8 dims of its tokens, then the 16 groups
+ *      are summed through shared memory).
+ * With one partition the block writes o / l as fp16 and is done. With more, it writes (o, m, l)
+ * to a workspace and attention_decode_reduce_kernel merges the partitions of each (sequence,
+ * head) with the usual rescaling: out = sum_p e^(m_p - M) o_p / sum_p e^(m_p - M) l_p.
+ *
+ * A sequence of length 0 (an idle slot of a padded batch) gets a zero row.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/cuda_check.h"
+#include "kernels/kernels.h"
+#include "kernels/launch.h"
+#include "kernels/half8.cuh"
+#include "kernels/reduce.cuh"
+
+#define HEAD_SIZE 64
+#define THREADS 128
+#define LANES_PER_ROW 8                          /* 8 lanes x 8 halves = one 64-wide row */
+#define ROWS_PER_STEP (THREADS / LANES_PER_ROW)  /* 16 tokens per step */
+#define PARTITION_TOKENS 256
+#define SCORE_SCALE 0.125f                       /* 1 / sqrt(HEAD_SIZE) */
+
+/* ---- kernels ---- */
+
+/* The sum over each aligned group of LANES_PER_ROW lanes (the lanes of one row), in every lane. */
+static __device__ __forceinline__ float row_sum(float value) {
+    for (int offset = LANES_PER_ROW / 2; offset > 0; offset /= 2)
+        value += __shfl_xor_sync(FULL_WARP_MASK, value, offset, LANES_PER_ROW);
+    return value;
+}
+
+/* Where lane group `part` (8 dims) of position t of one head sits in a layer's pages. */
+static __device__ __forceinline__ const __half *page_row(const __half *pages /* [blocks, H, B, 64] */,
+                                                         const int32_t *table /* [max_blocks] */,
+                                                         int t, int head, int n_head, int block_size,
+                                                         int part) {
+    const int64_t block = table[t / block_size]; /* 64-bit before any stride multiplication */
+    const int64_t row = (block * n_head + head) * block_size + t % block_size;
+    return pages + row * HEAD_SIZE + part * 8;
+}
+
+static __global__ void __launch_bounds__(THREADS)
+attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one partition only */,
+                                  float *partial_out /* [n_seqs, n_head, n_partitions, 64] */,
+                                  float *partial_max /* [n_seqs, n_head, n_partitions] */,
+                                  float *partial_sum /* [n_seqs, n_head, n_partitions] */,
+                                  const __half *q /* [n_seqs, q_stride], head h at h * 64 */,
+                                  int q_stride, paged_kv_layer kv,
+                                  const int32_t *seq_lens /* [n_seqs] */) {
+    const int head = blockIdx.x, seq = blockIdx.y, partition = blockIdx.z;
+    const int n_partitions = gridDim.z;
+    const int group = threadIdx.x / LANES_PER_ROW, part = threadIdx.x % LANES_PER_ROW;
+    const int n_tokens = min(seq_lens[seq], kv.max_blocks_per_seq * kv.block_size);
+    const int begin = partition * PARTITION_TOKENS;
+    const int end = min(begin + PARTITION_TOKENS, n_tokens);
+    __half *out_row = out + ((int64_t)seq * kv.n_head + head) * HEAD_SIZE;
+    if (begin >= end) { /* past this sequence's end; a length-0 sequence gets a zero row */
+        if (n_partitions == 1 && threadIdx.x < HEAD_SIZE) out_row[threadIdx.x] = __float2half_rn(0.0f);
+        return;
+    }
+    __shared__ float scores[PARTITION_TOKENS];
+    __shared__ float max_scratch[32], sum_scratch[32];
+    __shared__ float group_out[ROWS_PER_STEP][HEAD_SIZE];
+    const int32_t *table = kv.block_tables + (int64_t)seq * kv.max_blocks_per_seq;
+
+    float qv[8];
+    unpack_half8(load_half8(q + (int64_t)seq * q_stride + head * HEAD_SIZE + part * 8), qv);
+    float local_max = -INFINITY;
+    for (int step = begin; step < end; step += ROWS_PER_STEP) { /* uniform trip count: shuffles */
+        const int t = step + group;
+        float dot = 0.0f;
+        if (t < end) {
+            float kv8[8];
+            unpack_half8(load_half8(page_row(kv.k, table, t, head, kv.n_head, kv.block_size, part)), kv8);
+            for (int i = 0; i < 8; i++) dot += qv[i] * kv8[i];
+        }
+        const float score = row_sum(dot) * SCORE_SCALE;
+        if (t < end) {
+            if (part == 0) scores[t - begin] = score;
+            local_max = fmaxf(local_max, score);
+        }
+    }
+    const float max_score = block_reduce(local_max, max_scratch, max_op());
+    float local_sum = 0.0f;
+    for (int i = threadIdx.x; i < end - begin; i += THREADS) {
+        const float p = __expf(scores[i] - max_score);
+        scores[i] = p;
+        local_sum += p;
+    }
+    const float sum = block_reduce(local_sum, sum_scratch, sum_op()); /* barrier: p[] visible */
+
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int t = begin + group; t < end; t += ROWS_PER_STEP) {
+        float v8[8];
+        unpack_half8(load_half8(page_row(kv.v, table, t, head, kv.n_head, kv.block_size, part)), v8);
+        const float p = scores[t - begin];
+        for (int i = 0; i < 8; i++) acc[i] += p * v8[i];
+    }
+    for (int i = 0; i < 8; i++) group_out[group][part * 8 + i] = acc[i];
+    __syncthreads();
+    if (threadIdx.x >= HEAD_SIZE) return;
+    float o = 0.0f;
+    for (int g = 0; g < ROWS_PER_STEP; g++) o += group_out[g][threadIdx.x];
+    if (n_partitions == 1) {
+        out_row[threadIdx.x] = __float2half_rn(o / sum);
+        return;
+    }
+    const int64_t slot = ((int64_t)seq * kv.n_head + head) * n_partitions + partition;
+    partial_out[slot * HEAD_SIZE + threadIdx.x] = o;
+    if (threadIdx.x == 0) {
+        partial_max[slot] = max_score;
+        partial_sum[slot] = sum;
+    }
+}
+
+/* One block of 64 threads per (head, sequence): thread d merges dim d over the partitions. */
+static __global__ void __launch_bounds__(HEAD_SIZE)
+attention_decode_reduce_kernel(__half *out /* [n_seqs, n_head * 64] */,
+                               const float *partial_out /* [n_seqs, n_head, n_partitions, 64] */,
+                               const float *partial_max /* [n_seqs, n_head, n_partitions] */,
+                               const float *partial_sum /* [n_seqs, n_head, n_partitions] */,
+                               const int32_t *seq_lens /* [n_seqs] */, int max_tokens) {
+    const int head = blockIdx.x, seq = blockIdx.y, n_head = gridDim.x;
+    const int n_partitions_grid = (max_tokens + PARTITION_TOKENS - 1) / PARTITION_TOKENS;
+    const int n_tokens = min(seq_lens[seq], max_tokens);
+    const int n_used = n_tokens > 0 ? (n_tokens + PARTITION_TOKENS - 1) / PARTITION_TOKENS : 0;
+    const int64_t first = ((int64_t)seq * n_head + head) * n_partitions_grid;
+    float global_max = -INFINITY;
+    for (int p = 0; p < n_used; p++) global_max = fmaxf(global_max, partial_max[first + p]);
+    float numerator = 0.0f, denominator = 0.0f;
+    for (int p = 0; p < n_used; p++) {
+        const float weight = __expf(partial_max[first + p] - global_max);
+        numerator += weight * partial_out[(first + p) * HEAD_SIZE + threadIdx.x];
+        denominator += weight * partial_sum[first + p];
+    }
+    out[((int64_t)seq * n_head + head) * HEAD_SIZE + threadIdx.x] =
+        __float2half_rn(n_used ? numerator / denominator : 0.0f);
+}
+
+/* ---- launchers ---- */
+
+static int decode_partitions(int max_seq_len) { return CEIL_DIV(max_seq_len, PARTITION_TOKENS); }
+
+extern "C" size_t attention_decode_workspace_bytes(int n_seqs, int n_head, int max_seq_len) {
+    const int n_partitions = decode_partitions(max_seq_len);
+    if (n_partitions <= 1) return 0;
+    return (size_t)n_seqs * n_head * n_partitions * (HEAD_SIZE + 2) * sizeof(float);
+}
+
+extern "C" void launch_attention_decode(gpt2_f16 *out, float *workspace, size_t workspace_bytes,
+                                        const gpt2_f16 *q, int q_stride, paged_kv_layer kv,
+                                        const int32_t *seq_lens, int n_seqs, int max_seq_len,
+                                        cudaStream_t stream) {
+    const char *op = "attention_decode";
+    LAUNCH_REQUIRE(n_seqs >= 1 && kv.n_head >= 1 && max_seq_len >= 1, op);
+    LAUNCH_REQUIRE(kv.block_size >= 1 && kv.max_blocks_per_seq >= 1, op);
+    LAUNCH_REQUIRE(max_seq_len <= kv.max_blocks_per_seq * kv.block_size, op);
+    LAUNCH_REQUIRE(out && q && kv.k && kv.v && kv.block_tables && seq_lens, op);
+    LAUNCH_REQUIRE(q_stride >= kv.n_head * HEAD_SIZE && q_stride % 8 == 0, op);
+    LAUNCH_REQUIRE((uintptr_t)q % 16 == 0 && (uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0, op);
+    const int n_partitions = decode_partitions(max_seq_len);
+    LAUNCH_REQUIRE(workspace_bytes >= attention_decode_workspace_bytes(n_seqs, kv.n_head, max_seq_len), op);
+    LAUNCH_REQUIRE(n_partitions == 1 || workspace != NULL, op);
+    const size_t n_slots = (size_t)n_seqs * kv.n_head * n_partitions;
+    float *partial_out = workspace;
+    float *partial_max = n_partitions > 1 ? workspace + n_slots * HEAD_SIZE : NULL;
+    float *partial_sum = n_partitions > 1 ? partial_max + n_slots : NULL;
+    const dim3 grid((unsigned)kv.n_head, (unsigned)n_seqs, (unsigned)n_partitions);
+    LAUNCH_KERNEL(attention_decode_partition_kernel, grid, THREADS, 0, stream, (__half *)out,
+                  partial_out, partial_max, partial_sum, (const __half *)q, q_stride, kv, seq_lens);
+    LAUNCH_CHECK("attention_decode_partition", stream);
+    if (n_partitions == 1) return;
+    LAUNCH_KERNEL(attention_decode_reduce_kernel, dim3((unsigned)kv.n_head, (unsigned)n_seqs),
+                  HEAD_SIZE, 0, stream, (__half *)out, partial_out, partial_max, partial_sum,
+                  seq_lens, n_partitions * PARTITION_TOKENS);
+    LAUNCH_CHECK("attention_decode_reduce", stream);
+}

@@ -1,0 +1,107 @@
+/*
+ * launch_attention_decode against cpu_causal_attention (model/cpu_ops), on fresh random inputs
+ * over a paged pool with shuffled, non-contiguous pages (tests/gpu_test_util.h). The output is
+ * poisoned before the launch and has a guard row after it. Lengths cover 1 token, page
+ * boundaries +-1, one partition, several partitions, and 0 (an idle slot: a zero row).
+ *
+ * Tolerance: the kernel reads the same fp16 K, V and q as the reference and accumulates in
+ * fp32, so the difference is the fp16 rounding of the output (2^-11 relative) plus fp32
+ * summation order and __expf error (about 1e-6 relative): |gpu - cpu| <= 1e-3 |cpu| + 1e-4
+ * for values of magnitude up to 1.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda_check.h"
+#include "kernels/half.h"
+#include "kernels/kernels.h"
+#include "model/cpu_ops.h"
+#include "tests/check.h"
+#include "tests/gpu_test_util.h"
+
+#define HEAD 64
+
+/* The reference output of sequence s: cpu_causal_attention with one query at position len - 1. */
+static void reference_row(float *out /* [C] */, const float *q /* [C] */,
+                          const paged_kv_fixture *kv, int seq, int len) {
+    const int C = kv->n_head * HEAD;
+    if (len == 0) {
+        memset(out, 0, (size_t)C * sizeof *out);
+        return;
+    }
+    float *k = malloc((size_t)len * C * sizeof *k), *v = malloc((size_t)len * C * sizeof *v);
+    const float **k_rows = malloc((size_t)len * sizeof *k_rows), **v_rows = malloc((size_t)len * sizeof *v_rows);
+    float *scores = malloc((size_t)len * sizeof *scores);
+    paged_kv_fixture_rows(kv, seq, len, k, v);
+    for (int t = 0; t < len; t++) k_rows[t] = k + (size_t)t * C, v_rows[t] = v + (size_t)t * C;
+    cpu_causal_attention(out, q, C, k_rows, v_rows, len - 1, 1, kv->n_head, scores);
+    free(k), free(v), free(k_rows), free(v_rows), free(scores);
+}
+
+static void run_case(int n_head, int block_size, int max_seq_len, const int *seq_lens, int n_seqs,
+                     uint64_t *rng) {
+    const int C = n_head * HEAD, q_stride = 3 * C; /* q inside a fused qkv row */
+    paged_kv_fixture kv;
+    paged_kv_fixture_create(&kv, n_head, block_size, max_seq_len, seq_lens, n_seqs, rng);
+    uint16_t *q = random_halves((size_t)n_seqs * q_stride, 1.0f, rng);
+    gpt2_f16 *dev_q = device_copy(q, (size_t)n_seqs * q_stride * 2);
+    int32_t *dev_lens = device_copy(seq_lens, (size_t)n_seqs * sizeof(int32_t));
+    const size_t workspace_bytes = attention_decode_workspace_bytes(n_seqs, n_head, max_seq_len);
+    float *workspace = NULL;
+    if (workspace_bytes) CUDA_CHECK(cudaMalloc((void **)&workspace, workspace_bytes));
+    const size_t out_elems = (size_t)n_seqs * C;
+    gpt2_f16 *dev_out;
+    CUDA_CHECK(cudaMalloc((void **)&dev_out, (out_elems + C) * 2));
+    CUDA_CHECK(cudaMemset(dev_out, 0xFF, (out_elems + C) * 2)); /* poison, and a guard row */
+
+    launch_attention_decode(dev_out, workspace, workspace_bytes, dev_q, q_stride, kv.device,
+                            dev_lens, n_seqs, max_seq_len, 0);
+    uint16_t *out = malloc((out_elems + C) * 2);
+    CUDA_CHECK(cudaMemcpy(out, dev_out, (out_elems + C) * 2, cudaMemcpyDeviceToHost));
+
+    float *ref = malloc((size_t)C * sizeof *ref);
+    for (int s = 0; s < n_seqs; s++) {
+        float *q_row = halves_to_floats(q + (size_t)s * q_stride, (size_t)C);
+        reference_row(ref, q_row, &kv, s, seq_lens[s]);
+        int bad = 0;
+        double worst = 0.0;
+        for (int i = 0; i < C; i++) {
+            const double err = fabs((double)half_to_float(out[(size_t)s * C + i]) - ref[i]);
+            if (!(err <= 1e-3 * fabs(ref[i]) + 1e-4)) bad++;
+            if (!(err <= worst)) worst = err;
+        }
+        CHECK(bad == 0, "%d heads, block %d, max_len %d: sequence %d (len %d): %d of %d values off, "
+              "worst |err| %g", n_head, block_size, max_seq_len, s, seq_lens[s], bad, C, worst);
+        free(q_row);
+    }
+    int guard_bad = 0;
+    for (int i = 0; i < C; i++) guard_bad += out[out_elems + i] != 0xFFFF;
+    CHECK(guard_bad == 0, "the kernel wrote %d values past the output", guard_bad);
+
+    paged_kv_fixture_destroy(&kv);
+    CUDA_CHECK(cudaFree(dev_q));
+    CUDA_CHECK(cudaFree(dev_lens));
+    CUDA_CHECK(cudaFree(dev_out));
+    if (workspace) CUDA_CHECK(cudaFree(workspace));
+    free(q), free(out), free(ref);
+}
+
+int main(void) {
+    if (gpt2_cuda_device_count() == 0) {
+        printf("test_attention_decode_gpu: no CUDA device, skipped\n");
+        return SKIP_EXIT_CODE;
+    }
+    uint64_t rng = gpu_test_seed("test_attention_decode_gpu");
+    /* One partition (max_seq_len <= 256): the partition kernel writes the output itself. */
+    const int short_lens[] = {1, 15, 16, 17, 0, 255, 33};
+    run_case(2, 16, 256, short_lens, 7, &rng);
+    /* Several partitions and the reduce kernel, at GPT-2 124M's 12 heads. */
+    const int long_lens[] = {700, 1, 256, 257, 1024, 0, 513};
+    run_case(12, 16, 1024, long_lens, 7, &rng);
+    /* Pages of 32 tokens, lengths around their boundaries. */
+    const int page32_lens[] = {31, 32, 33, 600};
+    run_case(3, 32, 640, page32_lens, 4, &rng);
+    return check_finish("test_attention_decode_gpu");
+}

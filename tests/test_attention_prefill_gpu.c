@@ -1,0 +1,107 @@
+/*
+ * launch_attention_prefill against cpu_causal_attention (model/cpu_ops) on a varlen batch: each
+ * sequence has a random cached prefix (pos0, possibly 0) and a chunk of new queries (odd
+ * lengths, several query tiles, crossing page boundaries), all over shuffled pages
+ * (tests/gpu_test_util.h). The output rows are poisoned, with padding columns that must stay
+ * poisoned. Tolerance as in test_attention_decode_gpu: |gpu - cpu| <= 1e-3 |cpu| + 1e-4.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda_check.h"
+#include "kernels/half.h"
+#include "kernels/kernels.h"
+#include "model/cpu_ops.h"
+#include "tests/check.h"
+#include "tests/gpu_test_util.h"
+
+#define HEAD 64
+#define OUT_PAD 8 /* halves after each output row */
+
+/* The reference rows [n_new, C] of sequence s: cpu_causal_attention from position pos0. */
+static float *reference_rows(const float *q /* [n_new, q_stride] */, int q_stride,
+                             const paged_kv_fixture *kv, int seq, int pos0, int n_new) {
+    const int C = kv->n_head * HEAD, len = pos0 + n_new;
+    float *out = malloc((size_t)n_new * C * sizeof *out);
+    float *k = malloc((size_t)len * C * sizeof *k), *v = malloc((size_t)len * C * sizeof *v);
+    const float **k_rows = malloc((size_t)len * sizeof *k_rows), **v_rows = malloc((size_t)len * sizeof *v_rows);
+    float *scores = malloc((size_t)len * sizeof *scores);
+    paged_kv_fixture_rows(kv, seq, len, k, v);
+    for (int t = 0; t < len; t++) k_rows[t] = k + (size_t)t * C, v_rows[t] = v + (size_t)t * C;
+    cpu_causal_attention(out, q, q_stride, k_rows, v_rows, pos0, n_new, kv->n_head, scores);
+    free(k), free(v), free(k_rows), free(v_rows), free(scores);
+    return out;
+}
+
+static void run_case(int n_head, int block_size, const int *cached, const int *new_tokens,
+                     int n_seqs, uint64_t *rng) {
+    const int C = n_head * HEAD, q_stride = 3 * C, out_stride = C + OUT_PAD;
+    int *lens = malloc((size_t)n_seqs * sizeof *lens), *starts = malloc((size_t)(n_seqs + 1) * sizeof *starts);
+    int max_len = 1, max_new = 1;
+    starts[0] = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        lens[s] = cached[s] + new_tokens[s];
+        starts[s + 1] = starts[s] + new_tokens[s];
+        if (lens[s] > max_len) max_len = lens[s];
+        if (new_tokens[s] > max_new) max_new = new_tokens[s];
+    }
+    const int n_rows = starts[n_seqs];
+    paged_kv_fixture kv;
+    paged_kv_fixture_create(&kv, n_head, block_size, max_len, lens, n_seqs, rng);
+    uint16_t *q = random_halves((size_t)n_rows * q_stride, 1.0f, rng);
+    gpt2_f16 *dev_q = device_copy(q, (size_t)n_rows * q_stride * 2);
+    int32_t *dev_starts = device_copy(starts, (size_t)(n_seqs + 1) * sizeof(int32_t));
+    int32_t *dev_lens = device_copy(lens, (size_t)n_seqs * sizeof(int32_t));
+    gpt2_f16 *dev_out;
+    CUDA_CHECK(cudaMalloc((void **)&dev_out, (size_t)n_rows * out_stride * 2));
+    CUDA_CHECK(cudaMemset(dev_out, 0xFF, (size_t)n_rows * out_stride * 2));
+
+    launch_attention_prefill(dev_out, out_stride, dev_q, q_stride, kv.device, dev_starts, dev_lens,
+                             n_seqs, max_new, 0);
+    uint16_t *out = malloc((size_t)n_rows * out_stride * 2);
+    CUDA_CHECK(cudaMemcpy(out, dev_out, (size_t)n_rows * out_stride * 2, cudaMemcpyDeviceToHost));
+
+    float *qf = halves_to_floats(q, (size_t)n_rows * q_stride);
+    for (int s = 0; s < n_seqs; s++) {
+        float *ref = reference_rows(qf + (size_t)starts[s] * q_stride, q_stride, &kv, s, cached[s],
+                                    new_tokens[s]);
+        int bad = 0, pad_bad = 0;
+        for (int i = 0; i < new_tokens[s]; i++) {
+            const uint16_t *row = out + (size_t)(starts[s] + i) * out_stride;
+            for (int c = 0; c < C; c++) {
+                const double want = ref[(size_t)i * C + c];
+                if (!(fabs((double)half_to_float(row[c]) - want) <= 1e-3 * fabs(want) + 1e-4)) bad++;
+            }
+            for (int c = C; c < out_stride; c++) pad_bad += row[c] != 0xFFFF;
+        }
+        CHECK(bad == 0, "%d heads, block %d: sequence %d (cached %d, new %d): %d values off", n_head,
+              block_size, s, cached[s], new_tokens[s], bad);
+        CHECK(pad_bad == 0, "sequence %d: %d padding values written", s, pad_bad);
+        free(ref);
+    }
+    paged_kv_fixture_destroy(&kv);
+    CUDA_CHECK(cudaFree(dev_q));
+    CUDA_CHECK(cudaFree(dev_starts));
+    CUDA_CHECK(cudaFree(dev_lens));
+    CUDA_CHECK(cudaFree(dev_out));
+    free(lens), free(starts), free(q), free(out), free(qf);
+}
+
+int main(void) {
+    if (gpt2_cuda_device_count() == 0) {
+        printf("test_attention_prefill_gpu: no CUDA device, skipped\n");
+        return SKIP_EXIT_CODE;
+    }
+    uint64_t rng = gpu_test_seed("test_attention_prefill_gpu");
+    /* Fresh prompts of odd lengths, one longer than two query tiles. */
+    const int fresh_cached[] = {0, 0, 0, 0}, fresh_new[] = {1, 17, 33, 70};
+    run_case(2, 16, fresh_cached, fresh_new, 4, &rng);
+    /* Chunks on top of cached prefixes, at 12 heads: a single token, a page boundary, a long one. */
+    const int chunk_cached[] = {5, 16, 31, 100, 0, 47}, chunk_new[] = {1, 16, 40, 29, 64, 3};
+    run_case(12, 16, chunk_cached, chunk_new, 6, &rng);
+    const int page32_cached[] = {32, 1}, page32_new[] = {33, 95};
+    run_case(3, 32, page32_cached, page32_new, 2, &rng);
+    return check_finish("test_attention_prefill_gpu");
+}

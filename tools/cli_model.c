@@ -1,0 +1,64 @@
+#include "tools/cli_model.h"
+
+#include "kernels/kernels.h"
+
+const char *cli_backend_name(cli_backend backend) { return backend == BACKEND_CUDA ? "cuda" : "cpu"; }
+
+static int resolve_kv(const char *cmd, cli_backend backend, bool kv_given, kv_format *kv) {
+    if (backend == BACKEND_CPU) return 0;
+    if (!kv_given) *kv = KV_FORMAT_FP16;
+    if (*kv == KV_FORMAT_FP16) return 0;
+    return cli_error(cmd, "--kv %s is not available on the cuda backend (fp16 only for now; fp32 is "
+                          "the CPU reference's)", kv_format_name(*kv));
+}
+
+int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
+                   bool kv_given, cli_model *model) {
+    *model = (cli_model){.backend = backend, .kv = kv};
+    if (resolve_kv(cmd, backend, kv_given, &model->kv) != 0) return 1;
+    if (backend == BACKEND_CUDA && gpt2_cuda_device_count() == 0)
+        return cli_error(cmd, "--backend cuda: no CUDA device (and this is not the emulation build)");
+    char err[GPT2_ERR_LEN];
+    gpt2_checkpoint ckpt;
+    if (gpt2_checkpoint_open(&ckpt, model_dir, err, sizeof err) != 0) return cli_error(cmd, "%s", err);
+    model->config = ckpt.config;
+    const cuda_model_options options = {0};
+    const int rc = backend == BACKEND_CPU
+                       ? cpu_model_create(&model->cpu, &ckpt, 0, model->kv, err, sizeof err)
+                       : cuda_model_create(&model->cuda, &ckpt, &options, err, sizeof err);
+    gpt2_checkpoint_close(&ckpt);
+    return rc == 0 ? 0 : cli_error(cmd, "%s", err);
+}
+
+void cli_model_destroy(cli_model *model) {
+    if (model->backend == BACKEND_CPU) cpu_model_destroy(&model->cpu);
+    else cuda_model_destroy(&model->cuda);
+}
+
+int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_positions,
+                      float *logits, char *err, size_t err_len) {
+    if (model->backend == BACKEND_CPU)
+        return cpu_model_forward(&model->cpu, tokens, n, all_positions, logits, err, err_len);
+    return cuda_model_forward(&model->cuda, tokens, n, all_positions, logits, NULL, 0.0f, NULL, err,
+                              err_len);
+}
+
+int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *smp,
+                      float *logits_scratch, int32_t *id, char *err, size_t err_len) {
+    if (model->backend == BACKEND_CPU) {
+        if (cpu_model_forward(&model->cpu, tokens, n, false, logits_scratch, err, err_len) != 0)
+            return -1;
+        *id = sampler_sample(smp, logits_scratch);
+        return 0;
+    }
+    const float uniform = sampler_take_uniform(smp);
+    return cuda_model_forward(&model->cuda, tokens, n, false, NULL, smp, uniform, id, err, err_len);
+}
+
+perplexity_forward_fn cli_model_sequence_fn(const cli_model *model) {
+    return model->backend == BACKEND_CPU ? cpu_model_forward_sequence : cuda_model_forward_sequence;
+}
+
+void *cli_model_handle(cli_model *model) {
+    return model->backend == BACKEND_CPU ? (void *)&model->cpu : (void *)&model->cuda;
+}

@@ -1,0 +1,55 @@
+/*
+ * The model behind the subcommands, on either backend: the CPU reference (fp32, the oracle) or
+ * the CUDA engine (a GPU, or the SIMT emulator in the emulation build). One set of calls, so
+ * that generate, logits and ppl do not care which one runs.
+ */
+#ifndef GPT2_CLI_MODEL_H
+#define GPT2_CLI_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/cpu_model.h"
+#include "model/cuda_model.h"
+#include "model/perplexity.h"
+#include "model/sampler.h"
+#include "tools/cli.h"
+
+typedef struct {
+    cli_backend backend;
+    kv_format kv;
+    gpt2_config config;
+    cpu_model cpu;   /* BACKEND_CPU */
+    cuda_model cuda; /* BACKEND_CUDA */
+} cli_model;
+
+/* "cpu" or "cuda". */
+const char *cli_backend_name(cli_backend backend);
+
+/*
+ * Opens the checkpoint and builds the model on `backend`. kv_given says whether --kv was on the
+ * command line: without it the CPU stores fp32 and CUDA fp16; CUDA refuses any other format.
+ * Returns 0, or 1 after printing the error.
+ */
+int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
+                   bool kv_given, cli_model *model);
+void cli_model_destroy(cli_model *model);
+
+/* Runs n new tokens of the current sequence; logits [n, V] (all_positions) or [V] on the host. */
+int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_positions,
+                      float *logits, char *err, size_t err_len);
+
+/*
+ * Runs n new tokens and draws the next id with smp, consuming its uniforms exactly as
+ * sampler_sample does; on CUDA the draw happens on the device and only the id comes back.
+ * logits_scratch: [V] host memory for the CPU backend.
+ */
+int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *smp,
+                      float *logits_scratch, int32_t *id, char *err, size_t err_len);
+
+/* The whole-sequence forward for model/perplexity.h, and the handle to pass it. */
+perplexity_forward_fn cli_model_sequence_fn(const cli_model *model);
+void *cli_model_handle(cli_model *model);
+
+#endif

@@ -211,6 +211,13 @@ void launch_argmax(int32_t *ids /* [rows] */, const float *logits /* [rows, V] *
                    cudaStream_t stream);
 
 /*
+ * flags[r] = 1 when logits[r, :] holds a NaN or an infinity, else 0: run it before a draw whose
+ * probabilities overwrite the logits. 1 <= V <= 2^30.
+ */
+void launch_find_nonfinite(int32_t *flags /* [rows] */, const float *logits /* [rows, V] */,
+                           int rows, int V, cudaStream_t stream);
+
+/*
  * ids[r] = the token that uniforms[r] (in [0, 1)) draws from softmax(logits[r, :] / temperature)
  * cut to the top_k most probable (0: no cut), then to the smallest prefix holding top_p of
  * their mass (1: no cut): the same id as sampler_pick in model/sampler.h, except for uniforms

@@ -29,7 +29,8 @@
  * differently; on the emulator the probabilities are the CPU's bit for bit.
  *
  * Temperature <= 0 or top_k == 1 is argmax (the first index of the largest logit), like the CPU.
- * NaN logits give some in-range id, not necessarily the CPU's.
+ * NaN logits give some in-range id, not necessarily the CPU's; find_nonfinite, a separate pass
+ * over the row before the draw, is how a caller learns that the id means nothing.
  */
 #include <math.h>
 #include <stdint.h>
@@ -322,6 +323,16 @@ argmax_kernel(int32_t *ids /* [rows] */, const float *logits /* [rows, V] */, in
     if (threadIdx.x == 0) ids[blockIdx.x] = best.index;
 }
 
+/* flags[r] = 1 when row r holds a NaN or an infinity, else 0: every thread reads, one vote. */
+static __global__ void __launch_bounds__(SAMPLE_THREADS)
+nonfinite_kernel(int32_t *flags /* [rows] */, const float *logits /* [rows, V] */, int V) {
+    const float *row = logits + (size_t)blockIdx.x * V;
+    int bad = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) bad |= !isfinite(row[i]);
+    bad = __syncthreads_or(bad);
+    if (threadIdx.x == 0) flags[blockIdx.x] = bad != 0;
+}
+
 static __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_kernel(int32_t *ids /* [rows] */, const float *logits /* [rows, V] */,
               const float *uniforms /* [rows] */, float *probs /* [rows, V] */, int V, int id_bits,
@@ -365,6 +376,15 @@ extern "C" void launch_argmax(int32_t *ids, const float *logits, int rows, int V
     require_rows(ids, logits, rows, V, op);
     if (rows == 0) return;
     LAUNCH_KERNEL(argmax_kernel, rows, sample_threads(V), 0, stream, ids, logits, V);
+    LAUNCH_CHECK(op, stream);
+}
+
+extern "C" void launch_find_nonfinite(int32_t *flags, const float *logits, int rows, int V,
+                                      cudaStream_t stream) {
+    const char *op = "find_nonfinite";
+    require_rows(flags, logits, rows, V, op);
+    if (rows == 0) return;
+    LAUNCH_KERNEL(nonfinite_kernel, rows, sample_threads(V), 0, stream, flags, logits, V);
     LAUNCH_CHECK(op, stream);
 }
 

@@ -155,7 +155,7 @@ static size_t carve_step_inputs(cuda_step_inputs *s, char *base, int max_tokens,
     CARVE(query_starts, 2);
     CARVE(context_lens, 1);
     CARVE(uniform, 1);
-    CARVE(next_id, 1);
+    CARVE(result, 1);
 #undef CARVE
     return offset;
 }
@@ -167,12 +167,12 @@ static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_
                                 .format = KV_FORMAT_FP16};
     size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    /* By default a fraction of the free memory, but never more than the sequences can use. */
+    /* The budget given, or a fraction of the free memory; never more than the sequences can use. */
     const size_t usable = (size_t)CEIL_DIV(c->n_positions, kv->shape.block_size) *
                           kv_pool_bytes_per_block(&kv->shape);
-    size_t budget = (size_t)(KV_DEFAULT_FREE_FRACTION * (double)free_bytes);
+    size_t budget = opt->kv_mem_bytes ? opt->kv_mem_bytes
+                                      : (size_t)(KV_DEFAULT_FREE_FRACTION * (double)free_bytes);
     if (budget > usable) budget = usable;
-    if (opt->kv_mem_bytes) budget = opt->kv_mem_bytes;
     kv->shape.num_blocks = kv_pool_blocks_for_budget(&kv->shape, budget);
     if (kv->shape.num_blocks < 1) {
         snprintf(err, err_len, "cuda backend: a KV budget of %zu bytes holds no block of %zu bytes",
@@ -196,8 +196,8 @@ static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_
     return 0;
 }
 
-int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
-                      const cuda_model_options *options, char *err, size_t err_len) {
+static int create_model(cuda_model *model, const gpt2_checkpoint *ckpt,
+                        const cuda_model_options *options, char *err, size_t err_len) {
     const gpt2_config *c = &ckpt->config;
     *model = (cuda_model){.config = *c};
     if (c->n_embd % 8 != 0) {
@@ -226,6 +226,14 @@ int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
     return 0;
 }
 
+int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
+                      const cuda_model_options *options, char *err, size_t err_len) {
+    nvtxRangePushA("load");
+    const int rc = create_model(model, ckpt, options, err, err_len);
+    nvtxRangePop();
+    return rc;
+}
+
 void cuda_model_destroy(cuda_model *model) {
     if (model->decode_graph) CUDA_CHECK(cudaGraphExecDestroy(model->decode_graph));
     CUDA_CHECK(cudaFree(model->weights.storage));
@@ -243,6 +251,11 @@ void cuda_model_destroy(cuda_model *model) {
 
 void cuda_model_reset(cuda_model *model) {
     kv_sequence_release(&model->kv.allocator, &model->kv.sequence);
+}
+
+int cuda_model_kv_capacity(const cuda_model *model) {
+    const int64_t tokens = (int64_t)model->kv.shape.num_blocks * model->kv.shape.block_size;
+    return tokens < model->config.n_positions ? (int)tokens : model->config.n_positions;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -345,15 +358,20 @@ static void head_forward(cuda_model *m, int n, int rows) {
     nvtxRangePop();
 }
 
-/* The id the staged uniform draws from the last row of logits (overwritten: it is the scratch). */
+/*
+ * The id the staged uniform draws from the last row of logits (overwritten: it is the scratch),
+ * and whether that row held a NaN or an infinity, checked first; both come back in one copy.
+ */
 static void sample_forward(cuda_model *m, int rows, const sampler *smp) {
     float *last = m->act.logits + (size_t)(rows - 1) * m->config.vocab_size;
+    cuda_step_result *result = m->device.result;
     nvtxRangePushA("sample");
-    launch_sample(m->device.next_id, last, m->device.uniform, last, 1, smp->vocab_size,
+    launch_find_nonfinite(&result->nonfinite, last, 1, smp->vocab_size, m->stream);
+    launch_sample(&result->next_id, last, m->device.uniform, last, 1, smp->vocab_size,
                   smp->params.temperature, smp->params.top_k, smp->params.top_p, m->stream);
     nvtxRangePop();
-    CUDA_CHECK(cudaMemcpyAsync(m->host.next_id, m->device.next_id, sizeof(int32_t),
-                               cudaMemcpyDeviceToHost, m->stream));
+    CUDA_CHECK(cudaMemcpyAsync(m->host.result, result, sizeof *result, cudaMemcpyDeviceToHost,
+                               m->stream));
 }
 
 /* Everything one step puts on the stream after its inputs are staged on the host. */
@@ -368,7 +386,9 @@ static void enqueue_step(cuda_model *m, int n, bool all_positions, float *logits
                      m->weights.wpe, n, c->n_embd, c->vocab_size, c->n_positions, m->stream);
     nvtxRangePop();
     for (int l = 0; l < c->n_layer; l++) {
-        nvtxRangePushA("layer");
+        char layer_name[24];
+        snprintf(layer_name, sizeof layer_name, "layer %d", l);
+        nvtxRangePushA(layer_name);
         nvtxRangePushA("ln_1");
         launch_layernorm(a->normed, a->residual, m->weights.layers[l].ln_1_w,
                          m->weights.layers[l].ln_1_b, n, c->n_embd, c->layer_norm_eps, m->stream);
@@ -423,8 +443,12 @@ int cuda_model_forward(cuda_model *model, const int32_t *tokens, int n, bool all
     else
         enqueue_step(model, n, all_positions, logits, smp, next_id != NULL);
     CUDA_CHECK(cudaStreamSynchronize(model->stream));
-    if (next_id) *next_id = model->host.next_id[0];
     nvtxRangePop();
+    if (!next_id) return 0;
+    if (model->host.result->nonfinite)
+        return snprintf(err, err_len, "cuda backend: the logits at the sampled position are not "
+                        "finite (NaN or inf)"), -1;
+    *next_id = model->host.result->next_id;
     return 0;
 }
 

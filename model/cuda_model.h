@@ -17,6 +17,12 @@
  * every kernel, the sample, the id's copy back) and replayed: the kernels read the position,
  * block table and slot from the fixed staging buffer, which the host rewrites before each
  * replay, and the decode attention grid is sized for the full context.
+ *
+ * NVTX ranges name the phases for Nsight (README, Profiling): "load" around create; per
+ * forward call "prefill" or "decode", holding "embedding", then "layer 0" .. "layer L-1" (each
+ * with ln_1, qkv, kv_write, attention, attn_proj, ln_2, mlp_fc, mlp_proj), then "lm_head" and,
+ * when an id is drawn, "sample". A graph's ranges are pushed while it is captured, so a
+ * replayed decode step shows its "decode" range only; eager_decode shows them all every step.
  */
 #ifndef GPT2_CUDA_MODEL_H
 #define GPT2_CUDA_MODEL_H
@@ -67,9 +73,15 @@ typedef struct {
     void *storage;
 } cuda_activations;
 
+/* What a sampling step sends back to the host, in one copy. */
+typedef struct {
+    int32_t next_id;             /* the sampled id */
+    int32_t nonfinite;           /* 1 when the sampled row of logits held a NaN or an infinity */
+} cuda_step_result;
+
 /*
  * One step's inputs, packed so that a single copy moves them: on the host in pinned memory,
- * and the same layout on the device.
+ * and the same layout on the device. The result at the end goes the other way.
  */
 typedef struct {
     int32_t *ids;                /* [max_tokens] */
@@ -79,7 +91,7 @@ typedef struct {
     int32_t *query_starts;       /* [2] */
     int32_t *context_lens;       /* [1] */
     float *uniform;              /* [1] the sampler's draw */
-    int32_t *next_id;            /* [1] the sampled id (device to host) */
+    cuda_step_result *result;    /* [1] device to host */
 } cuda_step_inputs;
 
 typedef struct {
@@ -92,8 +104,8 @@ typedef struct {
 } cuda_kv_pool;
 
 typedef struct {
-    size_t kv_mem_bytes;         /* 0: KV_DEFAULT_FREE_FRACTION of the free memory, at most what
-                                    the sequences can fill */
+    size_t kv_mem_bytes;         /* the KV pool's budget (0: KV_DEFAULT_FREE_FRACTION of the free
+                                    memory); either way at most what the sequences can fill */
     int block_size;              /* 0: KV_DEFAULT_BLOCK_SIZE */
     int max_tokens;              /* rows of one forward call; 0: n_positions */
     bool eager_decode;           /* run decode steps launch by launch instead of as a CUDA graph */
@@ -129,11 +141,15 @@ void cuda_model_reset(cuda_model *model);
  * last. next_id (may be NULL): the id that `uniform` draws from the last position under smp's
  * parameters and vocabulary (sampler_pick's rule), computed on the device; smp's own state is
  * not used. Returns 0, or -1 with one line in err (a bad id, the context or the pool exhausted,
- * n outside [1, max_tokens]).
+ * n outside [1, max_tokens], or, when sampling, a NaN or an infinity among the logits the draw
+ * read: the id then means nothing and is not returned, though the tokens stay in the cache).
  */
 int cuda_model_forward(cuda_model *model, const int32_t *tokens, int n, bool all_positions,
                        float *logits, const sampler *smp, float uniform, int32_t *next_id,
                        char *err, size_t err_len);
+
+/* Tokens the KV pool can hold for the sequence: its blocks times their size, at most n_positions. */
+int cuda_model_kv_capacity(const cuda_model *model);
 
 /* Logits [n, V] of every position of a fresh sequence (fits perplexity_forward_fn). */
 int cuda_model_forward_sequence(void *model, const int32_t *tokens, int n, float *logits,

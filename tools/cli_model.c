@@ -1,5 +1,7 @@
 #include "tools/cli_model.h"
 
+#include <math.h>
+
 #include "kernels/kernels.h"
 
 const char *cli_backend_name(cli_backend backend) { return backend == BACKEND_CUDA ? "cuda" : "cpu"; }
@@ -14,6 +16,12 @@ static int resolve_kv(const char *cmd, cli_backend backend, bool kv_given, kv_fo
 
 int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
                    bool kv_given, cli_model *model) {
+    const cuda_model_options defaults = {0};
+    return cli_model_load_with(cmd, model_dir, backend, kv, kv_given, &defaults, model);
+}
+
+int cli_model_load_with(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
+                        bool kv_given, const cuda_model_options *cuda_options, cli_model *model) {
     *model = (cli_model){.backend = backend, .kv = kv};
     if (resolve_kv(cmd, backend, kv_given, &model->kv) != 0) return 1;
     if (backend == BACKEND_CUDA && gpt2_cuda_device_count() == 0)
@@ -22,10 +30,9 @@ int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, 
     gpt2_checkpoint ckpt;
     if (gpt2_checkpoint_open(&ckpt, model_dir, err, sizeof err) != 0) return cli_error(cmd, "%s", err);
     model->config = ckpt.config;
-    const cuda_model_options options = {0};
     const int rc = backend == BACKEND_CPU
                        ? cpu_model_create(&model->cpu, &ckpt, 0, model->kv, err, sizeof err)
-                       : cuda_model_create(&model->cuda, &ckpt, &options, err, sizeof err);
+                       : cuda_model_create(&model->cuda, &ckpt, cuda_options, err, sizeof err);
     gpt2_checkpoint_close(&ckpt);
     return rc == 0 ? 0 : cli_error(cmd, "%s", err);
 }
@@ -33,6 +40,23 @@ int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, 
 void cli_model_destroy(cli_model *model) {
     if (model->backend == BACKEND_CPU) cpu_model_destroy(&model->cpu);
     else cuda_model_destroy(&model->cuda);
+}
+
+void cli_model_reset(cli_model *model) {
+    if (model->backend == BACKEND_CPU) cpu_model_reset(&model->cpu);
+    else cuda_model_reset(&model->cuda);
+}
+
+int cli_model_check_kv(const char *cmd, const cli_model *model, size_t tokens) {
+    if (model->backend == BACKEND_CPU || tokens <= (size_t)cuda_model_kv_capacity(&model->cuda))
+        return 0;
+    const kv_pool_shape *shape = &model->cuda.kv.shape;
+    const size_t block_bytes = kv_pool_bytes_per_block(shape);
+    const size_t blocks = (tokens + shape->block_size - 1) / shape->block_size;
+    return cli_error(cmd, "the KV pool holds %d tokens (%zu bytes per block of %d tokens), but "
+                          "the prompt and -n need %zu: give --kv-mem %zu or more",
+                     cuda_model_kv_capacity(&model->cuda), block_bytes, shape->block_size, tokens,
+                     blocks * block_bytes);
 }
 
 int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_positions,
@@ -43,11 +67,21 @@ int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_p
                               err_len);
 }
 
+/* Whether every one of x[0, n) is finite: what the device checks before its draw, too. */
+static bool all_finite(const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
 int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *smp,
                       float *logits_scratch, int32_t *id, char *err, size_t err_len) {
     if (model->backend == BACKEND_CPU) {
         if (cpu_model_forward(&model->cpu, tokens, n, false, logits_scratch, err, err_len) != 0)
             return -1;
+        if (!all_finite(logits_scratch, smp->vocab_size))
+            return snprintf(err, err_len, "cpu backend: the logits at the sampled position are not "
+                            "finite (NaN or inf)"), -1;
         *id = sampler_sample(smp, logits_scratch);
         return 0;
     }

@@ -34,7 +34,20 @@ const char *cli_backend_name(cli_backend backend);
  */
 int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
                    bool kv_given, cli_model *model);
+/* The same with the CUDA engine's settings (the KV budget, eager decode); the CPU ignores them. */
+int cli_model_load_with(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
+                        bool kv_given, const cuda_model_options *cuda_options, cli_model *model);
 void cli_model_destroy(cli_model *model);
+
+/* Forgets the sequence: the next forward starts again at position 0. */
+void cli_model_reset(cli_model *model);
+
+/*
+ * Whether the KV cache can hold `tokens` tokens of one sequence: always on the CPU (its cache
+ * spans the context), within the pool's blocks on CUDA. Returns 0, or 1 after printing the error
+ * with the --kv-mem that would do.
+ */
+int cli_model_check_kv(const char *cmd, const cli_model *model, size_t tokens);
 
 /* Runs n new tokens of the current sequence; logits [n, V] (all_positions) or [V] on the host. */
 int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_positions,
@@ -43,7 +56,8 @@ int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_p
 /*
  * Runs n new tokens and draws the next id with smp, consuming its uniforms exactly as
  * sampler_sample does; on CUDA the draw happens on the device and only the id comes back.
- * logits_scratch: [V] host memory for the CPU backend.
+ * logits_scratch: [V] host memory for the CPU backend. A NaN or an infinity among the logits
+ * the draw reads is an error on both backends (the tokens stay in the cache).
  */
 int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *smp,
                       float *logits_scratch, int32_t *id, char *err, size_t err_len);

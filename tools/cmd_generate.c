@@ -1,6 +1,7 @@
 /* gpt2 generate: stream text from a prompt, with llama.cpp-style timings on stderr. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@ typedef struct {
     cli_backend backend;
     kv_format kv;
     bool kv_given;
+    bool no_kv_cache;       /* recompute the whole context at every token */
+    bool no_graph;          /* cuda: decode steps launched eagerly */
+    size_t kv_mem_bytes;    /* cuda: the KV pool's budget; 0 = the default */
 } generate_options;
 
 static void print_help(void) {
@@ -44,7 +48,40 @@ static void print_help(void) {
          "  --special          read <|endoftext|> in the prompt as the special token\n"
          CLI_BACKEND_HELP
          CLI_KV_HELP
-         "  --json             no streaming: print one JSON object with the text, ids and stats");
+         "  --kv-mem BYTES     cuda: the paged KV pool's budget, e.g. 512K or 64M (K, M, G: powers\n"
+         "                     of 1024; default: half the free GPU memory); at most what the context\n"
+         "                     fills is allocated; too small for the prompt + -n is an error.\n"
+         "                     Refused on cpu, whose cache always spans the whole context\n"
+         "  --no-graph         cuda: launch each decode step's kernels one by one instead of replaying\n"
+         "                     a CUDA graph, so that profilers see every layer and op (cpu: no effect)\n"
+         "  --no-kv-cache      recompute the whole context at every token, the baseline the cache is\n"
+         "                     measured against (both backends)\n"
+         "  --json             no streaming: print one JSON object with the text, ids and stats\n"
+         "A NaN or an infinity among the logits of a step stops generation with an error naming\n"
+         "the step (step 0 is the prompt's); that step's token is never printed.");
+}
+
+/*
+ * --kv-mem's value: a positive integer, optionally followed by K, M or G (powers of 1024).
+ * Prints an error and returns false when it is anything else or does not fit a size_t.
+ */
+static bool parse_bytes(cli_args *args, size_t *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    const size_t digits = strspn(value, "0123456789");
+    const char *suffix = value + digits;
+    const int shift = !*suffix ? 0 : !strcmp(suffix, "K") ? 10 : !strcmp(suffix, "M") ? 20
+                    : !strcmp(suffix, "G") ? 30 : -1;
+    errno = 0;
+    const unsigned long long n = digits ? strtoull(value, NULL, 10) : 0;
+    if (shift < 0 || n == 0 || errno || n > (SIZE_MAX >> shift)) {
+        args->failed = true;
+        cli_error(args->cmd, "flag '--kv-mem': '%s' is not a byte count above 0 (digits, then "
+                             "optionally K, M or G)", value);
+        return false;
+    }
+    *out = (size_t)n << shift;
+    return true;
 }
 
 /* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
@@ -73,8 +110,14 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
+        else if (cli_flag(&args, "--kv-mem")) parse_bytes(&args, &opt->kv_mem_bytes);
+        else if (cli_flag(&args, "--no-graph")) opt->no_graph = true;
+        else if (cli_flag(&args, "--no-kv-cache")) opt->no_kv_cache = true;
         else return cli_unknown(&args);
     }
+    if (!args.failed && opt->kv_mem_bytes && opt->backend == BACKEND_CPU)
+        return cli_error("generate", "--kv-mem sizes the cuda backend's paged KV pool; the cpu "
+                                     "backend's cache always spans the whole context");
     opt->sampling.seed = opt->seed_given ? seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     return args.failed ? 1 : 0;
 }
@@ -108,31 +151,56 @@ static int emit(const generate_options *opt, generation *gen, const char *bytes,
     return 0;
 }
 
+/*
+ * Step i draws generated token i: it appends the token drawn last (i > 0) to the context (the
+ * prompt and the tokens drawn so far) and runs the prompt at step 0, then that one token on top
+ * of the cache; with --no-kv-cache, the whole context again from a fresh sequence.
+ * Returns 0, or 1 after printing the error.
+ */
+static int draw_step(const generate_options *opt, cli_model *model, token_ids *context, int step,
+                     sampler *smp, float *logits, int32_t *id, size_t generated) {
+    char err[GPT2_ERR_LEN];
+    if (step > 0 && token_ids_push(context, *id) != 0)
+        return cli_error("generate", "out of memory after %zu tokens", generated);
+    const int n = (int)context->len, first = opt->no_kv_cache || step == 0 ? 0 : n - 1;
+    if (opt->no_kv_cache) cli_model_reset(model);
+    if (cli_model_next_id(model, context->ids + first, n - first, smp, logits, id, err, sizeof err) == 0)
+        return 0;
+    return cli_error("generate", "step %d: %s; stopped after %zu generated tokens", step, err,
+                     generated);
+}
+
+/* Copies the prompt into an empty context. Returns 0, or -1 when out of memory. */
+static int start_context(token_ids *context, const token_ids *prompt) {
+    for (size_t i = 0; i < prompt->len; i++)
+        if (token_ids_push(context, prompt->ids[i]) != 0) return -1;
+    return 0;
+}
+
 /* Prefill, then one token at a time; streams text as each token completes a character. */
 static int run_generation(const generate_options *opt, const tokenizer *tok, cli_model *model,
                           generation *gen) {
     const gpt2_config *c = &model->config;
     const int sample_vocab = c->vocab_size < TOKENIZER_VOCAB_SIZE ? c->vocab_size : TOKENIZER_VOCAB_SIZE;
-    char err[GPT2_ERR_LEN], piece[1024];
+    char piece[1024];
     float *logits = malloc((size_t)c->vocab_size * sizeof(float)); /* the CPU backend's scratch */
+    token_ids context = {0};
     sampler smp;
-    if (!logits || sampler_create(&smp, sample_vocab, opt->sampling) != 0) {
+    if (!logits || start_context(&context, &gen->prompt) != 0 ||
+        sampler_create(&smp, sample_vocab, opt->sampling) != 0) {
         free(logits);
+        token_ids_free(&context);
         return cli_error("generate", "out of memory");
     }
     tokenizer_stream stream = {0};
-    int rc = 0; /* 1: failed, its error printed */
     double start = cli_now(), first_sample = start, last_sample = start;
     int32_t id = -1; /* each forward call also draws the next id: on the device for cuda */
-    if (cli_model_next_id(model, gen->prompt.ids, (int)gen->prompt.len, &smp, logits, &id, err,
-                          sizeof err) != 0)
-        rc = cli_error("generate", "%s", err);
+    int rc = draw_step(opt, model, &context, 0, &smp, logits, &id, 0); /* 1: failed, printed */
     gen->prefill_seconds = cli_now() - start;
     for (int i = 0; rc == 0 && i < opt->n_new; i++) {
-        if (i > 0 && cli_model_next_id(model, &id, 1, &smp, logits, &id, err, sizeof err) != 0) {
-            rc = cli_error("generate", "%s", err);
+        if (i > 0 && (rc = draw_step(opt, model, &context, i, &smp, logits, &id,
+                                     gen->generated.len)) != 0)
             break;
-        }
         last_sample = cli_now();
         if (gen->samples++ == 0) first_sample = last_sample;
         if (id == TOKENIZER_EOT_ID && !opt->ignore_eos) break;
@@ -153,6 +221,7 @@ static int run_generation(const generate_options *opt, const tokenizer *tok, cli
         gen->decode_seconds = last_sample - first_sample;
     }
     sampler_destroy(&smp);
+    token_ids_free(&context);
     free(logits);
     return rc;
 }
@@ -178,10 +247,13 @@ static void print_stats(const generate_options *opt, const cli_model *model, con
     double prefill_rate = per_second((double)gen->prompt.len, gen->prefill_seconds);
     double decode_rate = per_second(decoded, gen->decode_seconds);
     double first_token_ms = gen->samples > 0 ? 1e3 * gen->first_token_seconds : NAN;
+    /* Decode steps replay a CUDA graph only on cuda, with the cache and without --no-graph. */
+    const bool graph = model->backend == BACKEND_CUDA && !opt->no_graph && !opt->no_kv_cache;
     if (opt->json) {
-        printf("{\"backend\":\"%s\",\"kv\":\"%s\",\"seed\":%llu,\"prompt_tokens\":%zu,"
-               "\"generated_tokens\":%zu,\"prefill_ms\":%.3f,\"time_to_first_token_ms\":",
-               backend, kv, (unsigned long long)opt->sampling.seed, gen->prompt.len,
+        printf("{\"backend\":\"%s\",\"kv\":\"%s\",\"kv_cache\":%s,\"decode_graph\":%s,"
+               "\"seed\":%llu,\"prompt_tokens\":%zu,\"generated_tokens\":%zu,\"prefill_ms\":%.3f,"
+               "\"time_to_first_token_ms\":", backend, kv, opt->no_kv_cache ? "false" : "true",
+               graph ? "true" : "false", (unsigned long long)opt->sampling.seed, gen->prompt.len,
                gen->generated.len, 1e3 * gen->prefill_seconds);
         print_json_number("%.3f", first_token_ms);
         fputs(",\"prefill_tok_per_s\":", stdout);
@@ -206,8 +278,9 @@ static void print_stats(const generate_options *opt, const cli_model *model, con
                 1e3 * gen->decode_seconds / decoded);
     else
         fprintf(stderr, "decode n/a (fewer than 2 tokens sampled)");
-    fprintf(stderr, ", seed %llu, backend %s, kv %s\n", (unsigned long long)opt->sampling.seed,
-            backend, kv);
+    fprintf(stderr, ", seed %llu, backend %s, kv %s%s%s\n", (unsigned long long)opt->sampling.seed,
+            backend, kv, opt->no_kv_cache ? ", no kv cache" : "",
+            model->backend == BACKEND_CUDA && opt->no_graph ? ", eager decode" : "");
 }
 
 /* Encodes the prompt; an empty prompt starts from <|endoftext|>, as GPT-2 was trained. */
@@ -221,15 +294,21 @@ static int encode_prompt(const generate_options *opt, const tokenizer *tok, gene
     return rc == 0 ? 0 : cli_error("generate", "out of memory");
 }
 
-/* The prompt must fit the model: its ids in the vocabulary, prompt + -n within the context. */
-static int check_prompt(const generate_options *opt, const gpt2_config *c, const generation *gen) {
+/*
+ * The prompt must fit the model: its ids in the vocabulary, prompt + -n within the context, and
+ * every token that goes through the model (all but the last drawn) within the KV cache.
+ */
+static int check_prompt(const generate_options *opt, const cli_model *model, const generation *gen) {
+    const gpt2_config *c = &model->config;
     for (size_t i = 0; i < gen->prompt.len; i++)
         if (gen->prompt.ids[i] >= c->vocab_size)
             return cli_error("generate", "prompt token id %d is outside this model's vocabulary of %d",
                              gen->prompt.ids[i], c->vocab_size);
-    if (gen->prompt.len + (size_t)opt->n_new <= (size_t)c->n_positions) return 0;
-    return cli_error("generate", "prompt (%zu tokens) + -n %d exceeds the model's context of %d tokens",
-                     gen->prompt.len, opt->n_new, c->n_positions);
+    if (gen->prompt.len + (size_t)opt->n_new > (size_t)c->n_positions)
+        return cli_error("generate", "prompt (%zu tokens) + -n %d exceeds the model's context of %d "
+                         "tokens", gen->prompt.len, opt->n_new, c->n_positions);
+    const size_t forwarded = gen->prompt.len + (opt->n_new > 0 ? (size_t)opt->n_new - 1 : 0);
+    return cli_model_check_kv("generate", model, forwarded);
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -242,11 +321,13 @@ int cmd_generate(int argc, char **argv) {
     if (!tok) return cli_error("generate", "out of memory");
     generation gen = {0};
     cli_model model;
+    const cuda_model_options cuda_options = {.kv_mem_bytes = opt.kv_mem_bytes,
+                                             .eager_decode = opt.no_graph};
     rc = encode_prompt(&opt, tok, &gen);
-    if (rc == 0 &&
-        (rc = cli_model_load("generate", model_dir, opt.backend, opt.kv, opt.kv_given, &model)) == 0) {
+    if (rc == 0 && (rc = cli_model_load_with("generate", model_dir, opt.backend, opt.kv, opt.kv_given,
+                                             &cuda_options, &model)) == 0) {
         const gpt2_config *config = &model.config;
-        rc = check_prompt(&opt, config, &gen);
+        rc = check_prompt(&opt, &model, &gen);
         if (rc == 0 && !opt.json)
             fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend %s, kv %s\n",
                     model_dir, config->n_layer, config->n_head, config->n_embd,

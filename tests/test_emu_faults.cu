@@ -399,27 +399,20 @@ static __global__ void shuffle_with_barrier_kernel(int *out, const int *in) {
     out[base + t] = partner + s[(t + 32) % SHAKE_THREADS];
 }
 
-static int run_shuffle_case(void (*kernel)(int *, const int *)) {
-    const int n = SHAKE_BLOCKS * SHAKE_THREADS;
-    int host_in[SHAKE_BLOCKS * SHAKE_THREADS], host_out[SHAKE_BLOCKS * SHAKE_THREADS];
-    for (int i = 0; i < n; i++) host_in[i] = 1000 * i + 7;
-    int *in = device_ints(n), *out = device_ints(n);
-    CUDA_CHECK(cudaMemcpy(in, host_in, sizeof host_in, cudaMemcpyHostToDevice));
-    LAUNCH_KERNEL(kernel, SHAKE_BLOCKS, SHAKE_THREADS, 0, 0, out, in);
-    CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaMemcpy(host_out, out, sizeof host_out, cudaMemcpyDeviceToHost));
-    int wrong = 0;
-    for (int i = 0; i < n; i++) {
-        const int base = i - i % SHAKE_THREADS, t = i % SHAKE_THREADS;
-        wrong += host_out[i] != host_in[base + (t ^ 1)] + host_in[base + (t + 32) % SHAKE_THREADS];
-    }
-    return wrong == 0 ? 0 : 3;
+
+/* What output i must be: the value of the thread before (in the block, or in the warp), or
+ * (shuffle case) the xor-1 partner's plus the next warp's. */
+typedef enum { FROM_BLOCK_NEIGHBOUR, FROM_WARP_NEIGHBOUR, FROM_PARTNER_AND_NEXT_WARP } shaken_expectation;
+
+static int expected_output(const int *in, int i, shaken_expectation kind) {
+    const int base = i - i % SHAKE_THREADS, t = i % SHAKE_THREADS;
+    if (kind == FROM_PARTNER_AND_NEXT_WARP) return in[base + (t ^ 1)] + in[base + (t + 32) % SHAKE_THREADS];
+    const int first = kind == FROM_WARP_NEIGHBOUR ? i % 32 == 0 : t == 0;
+    return in[first ? i : i - 1];
 }
-static int run_shuffle_without_barrier(void) { return run_shuffle_case(shuffle_without_barrier_kernel); }
-static int run_shuffle_with_barrier(void) { return run_shuffle_case(shuffle_with_barrier_kernel); }
 
 /* Runs `kernel` on distinct inputs; exit code 0 when every output is right, 3 when any is not. */
-static int run_shaken(void (*kernel)(int *, const int *), bool warp_neighbours) {
+static int run_shaken(void (*kernel)(int *, const int *), shaken_expectation kind) {
     const int n = SHAKE_BLOCKS * SHAKE_THREADS;
     int host_in[SHAKE_BLOCKS * SHAKE_THREADS], host_out[SHAKE_BLOCKS * SHAKE_THREADS];
     for (int i = 0; i < n; i++) host_in[i] = 1000 * i + 7;
@@ -429,16 +422,19 @@ static int run_shaken(void (*kernel)(int *, const int *), bool warp_neighbours) 
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaMemcpy(host_out, out, sizeof host_out, cudaMemcpyDeviceToHost));
     int wrong = 0;
-    for (int i = 0; i < n; i++) {
-        const int first = warp_neighbours ? i % 32 == 0 : i % SHAKE_THREADS == 0;
-        wrong += host_out[i] != host_in[first ? i : i - 1];
-    }
+    for (int i = 0; i < n; i++) wrong += host_out[i] != expected_output(host_in, i, kind);
     return wrong == 0 ? 0 : 3;
 }
-static int run_missing_syncthreads(void) { return run_shaken(missing_syncthreads_kernel, false); }
-static int run_with_syncthreads(void) { return run_shaken(with_syncthreads_kernel, false); }
-static int run_missing_syncwarp(void) { return run_shaken(missing_syncwarp_kernel, true); }
-static int run_with_syncwarp(void) { return run_shaken(with_syncwarp_kernel, true); }
+static int run_missing_syncthreads(void) { return run_shaken(missing_syncthreads_kernel, FROM_BLOCK_NEIGHBOUR); }
+static int run_with_syncthreads(void) { return run_shaken(with_syncthreads_kernel, FROM_BLOCK_NEIGHBOUR); }
+static int run_missing_syncwarp(void) { return run_shaken(missing_syncwarp_kernel, FROM_WARP_NEIGHBOUR); }
+static int run_with_syncwarp(void) { return run_shaken(with_syncwarp_kernel, FROM_WARP_NEIGHBOUR); }
+static int run_shuffle_without_barrier(void) {
+    return run_shaken(shuffle_without_barrier_kernel, FROM_PARTNER_AND_NEXT_WARP);
+}
+static int run_shuffle_with_barrier(void) {
+    return run_shaken(shuffle_with_barrier_kernel, FROM_PARTNER_AND_NEXT_WARP);
+}
 
 static void check_shaker(const char *name, int (*racy)(void), int (*fixed)(void)) {
     outcome o = run_case(racy, "0");

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,6 +374,85 @@ static int bind_model(gpt2_checkpoint *ckpt, const char *path, char *err, size_t
     return bind_lm_head(&b, ckpt);
 }
 
+/* ---- Non-finite weights ---- */
+
+/* Whether the element at p of dtype is NaN or infinite: its exponent bits are all ones. */
+static bool non_finite_at(const unsigned char *p, gpt2_dtype dtype) {
+    uint32_t bits = 0;
+    switch (dtype) {
+    case GPT2_F32: memcpy(&bits, p, 4); return (bits & 0x7F800000u) == 0x7F800000u;
+    case GPT2_F16: memcpy(&bits, p, 2); return (bits & 0x7C00u) == 0x7C00u;
+    case GPT2_BF16: memcpy(&bits, p, 2); return (bits & 0x7F80u) == 0x7F80u;
+    }
+    return false;
+}
+
+/* The index of t's first NaN or infinity, or -1. One pass over the bits, in blocks whose
+ * verdict is a branch-free OR (which vectorizes); only a flagged block is searched. */
+static int64_t first_non_finite(const gpt2_tensor *t) {
+    const unsigned char *bytes = t->data;
+    const size_t size = t->dtype == GPT2_F32 ? 4 : 2, n = (size_t)t->numel, block = 4096;
+    for (size_t start = 0; start < n; start += block) {
+        const size_t end = n - start < block ? n : start + block;
+        unsigned flagged = 0;
+        if (t->dtype == GPT2_F32) {
+            for (size_t i = start; i < end; i++) {
+                uint32_t bits;
+                memcpy(&bits, bytes + 4 * i, 4);
+                flagged |= (bits & 0x7F800000u) == 0x7F800000u;
+            }
+        } else {
+            const uint16_t mask = t->dtype == GPT2_F16 ? 0x7C00u : 0x7F80u;
+            for (size_t i = start; i < end; i++) {
+                uint16_t bits;
+                memcpy(&bits, bytes + 2 * i, 2);
+                flagged |= (bits & mask) == mask;
+            }
+        }
+        if (!flagged) continue;
+        for (size_t i = start; i < end; i++)
+            if (non_finite_at(bytes + size * i, t->dtype)) return (int64_t)i;
+    }
+    return -1;
+}
+
+/* Fails when t holds a NaN or an infinity, naming it and the element. */
+static int check_tensor_finite(const gpt2_tensor *t, const char *path, char *err, size_t err_len) {
+    const int64_t at = first_non_finite(t);
+    if (at < 0) return 0;
+    float value;
+    gpt2_tensor one = *t;
+    one.data = (const unsigned char *)t->data + (size_t)at * (t->dtype == GPT2_F32 ? 4 : 2);
+    one.numel = 1;
+    gpt2_tensor_to_f32(&one, &value);
+    char shape[128];
+    return fail(err, err_len, path,
+                "tensor '%s': element %lld of %s is %s: the checkpoint holds a non-finite weight",
+                t->name, (long long)at, safetensors_format_shape(t->shape, t->ndim, shape, sizeof shape),
+                isnan(value) ? "NaN" : value > 0 ? "+inf" : "-inf");
+}
+
+/* Fails on the first bound tensor holding a NaN or an infinity: such a checkpoint (a broken
+ * conversion, a diverged training run) can only give garbage. Tensors the model does not use
+ * (the old causal-mask buffers) are not read. */
+static int check_finite(const gpt2_checkpoint *ckpt, const char *path, char *err, size_t err_len) {
+    if (check_tensor_finite(&ckpt->wte, path, err, err_len) < 0 ||
+        check_tensor_finite(&ckpt->wpe, path, err, err_len) < 0)
+        return -1;
+    for (int layer = 0; layer < ckpt->config.n_layer; layer++) {
+        const gpt2_layer_tensors *l = &ckpt->layers[layer];
+        const gpt2_tensor *in_layer[] = {&l->ln_1_w, &l->ln_1_b, &l->attn_w, &l->attn_b,
+                                         &l->attn_proj_w, &l->attn_proj_b, &l->ln_2_w, &l->ln_2_b,
+                                         &l->fc_w, &l->fc_b, &l->mlp_proj_w, &l->mlp_proj_b};
+        for (size_t i = 0; i < sizeof in_layer / sizeof in_layer[0]; i++)
+            if (check_tensor_finite(in_layer[i], path, err, err_len) < 0) return -1;
+    }
+    if (check_tensor_finite(&ckpt->ln_f_w, path, err, err_len) < 0 ||
+        check_tensor_finite(&ckpt->ln_f_b, path, err, err_len) < 0)
+        return -1;
+    return ckpt->lm_head_tied ? 0 : check_tensor_finite(&ckpt->lm_head, path, err, err_len);
+}
+
 /* ---- Public API ---- */
 
 int gpt2_checkpoint_open(gpt2_checkpoint *ckpt, const char *model_dir, char *err, size_t err_len) {
@@ -386,6 +466,7 @@ int gpt2_checkpoint_open(gpt2_checkpoint *ckpt, const char *model_dir, char *err
     if (!path) return fail(err, err_len, model_dir, "out of memory");
     ckpt->file = open_weights(path, err, err_len);
     int rc = ckpt->file ? bind_model(ckpt, path, err, err_len) : -1;
+    if (rc == 0) rc = check_finite(ckpt, path, err, err_len);
     free(path);
     if (rc < 0) gpt2_checkpoint_close(ckpt);
     return rc;

@@ -2,7 +2,8 @@
  * HuggingFace GPT-2 checkpoints: a directory with config.json and model.safetensors.
  *
  * The safetensors file is memory-mapped; tensors are views into the mapping in their stored
- * dtype (F32, F16 or BF16), validated for name, shape, dtype and byte range before use.
+ * dtype (F32, F16 or BF16), validated for name, shape, dtype and byte range before use, and
+ * read once at open to refuse a NaN or infinity in any tensor the model uses.
  * Conv1D weights keep HF's [in, out] layout.
  */
 #ifndef GPT2_CHECKPOINT_H

@@ -191,30 +191,53 @@ static int validate_metadata(error_sink *sink, const json_value *metadata) {
     return 0;
 }
 
+/* By where the bytes start; an empty tensor before a non-empty one at the same place. */
 static int compare_by_offset(const void *a, const void *b) {
     const safetensors_tensor *ta = a, *tb = b;
-    return (ta->offset > tb->offset) - (ta->offset < tb->offset);
+    if (ta->offset != tb->offset) return ta->offset > tb->offset ? 1 : -1;
+    return (ta->nbytes > tb->nbytes) - (ta->nbytes < tb->nbytes);
 }
 
 static int compare_by_name(const void *a, const void *b) {
     return strcmp(((const safetensors_tensor *)a)->name, ((const safetensors_tensor *)b)->name);
 }
 
-/* Sorts the tensors by offset and rejects any two non-empty ranges that share a byte. */
-static int check_no_overlap(error_sink *sink, safetensors_tensor *tensors, size_t n) {
-    if (n < 2) return 0;
-    qsort(tensors, n, sizeof *tensors, compare_by_offset);
-    const safetensors_tensor *previous = NULL; /* the non-empty tensor reaching furthest */
+/*
+ * As the reference implementation requires, the tensors sorted by offset must cover the data
+ * section exactly: the first starts at 0, each starts where the one before it ends, and the last
+ * ends at the end of the file. So no byte of the file is unaccounted for (no trailing bytes, no
+ * gaps) and no two tensors share one. Sorts the tensors by offset.
+ */
+static int check_coverage(error_sink *sink, safetensors_tensor *tensors, size_t n,
+                          size_t data_offset, size_t data_len) {
+    if (n > 1) qsort(tensors, n, sizeof *tensors, compare_by_offset);
+    size_t covered = 0; /* the data section's bytes [0, covered) belong to the tensors so far */
     for (size_t i = 0; i < n; i++) {
         const safetensors_tensor *t = &tensors[i];
-        if (t->nbytes == 0) continue;
-        if (previous && t->offset < previous->offset + previous->nbytes) {
+        const size_t begin = t->offset - data_offset;
+        if (begin < covered) { /* then i > 0, and tensor i - 1 holds bytes past begin */
+            const safetensors_tensor *before = &tensors[i - 1];
             char printable[MESSAGE_NAME_LEN];
-            json_printable(previous->name, strlen(previous->name), printable, sizeof printable);
-            return fail_tensor(sink, t->name, "bytes overlap those of tensor '%s'", printable);
+            json_printable(before->name, strlen(before->name), printable, sizeof printable);
+            return fail_tensor(sink, t->name,
+                               "data_offsets [%zu, %zu] overlap the bytes of tensor '%s' [%zu, %zu]",
+                               begin, begin + t->nbytes, printable, before->offset - data_offset,
+                               covered);
         }
-        if (!previous || t->offset + t->nbytes > previous->offset + previous->nbytes) previous = t;
+        if (begin > covered)
+            return fail_tensor(sink, t->name,
+                               "data_offsets [%zu, %zu] leave the data section's bytes [%zu, %zu) "
+                               "to no tensor (the tensors must cover it back to back)",
+                               begin, begin + t->nbytes, covered, begin);
+        covered = begin + t->nbytes;
     }
+    if (n == 0 && data_len > 0)
+        return sink_fail(sink, "the header lists no tensor, but the data section holds %zu byte%s",
+                         data_len, data_len == 1 ? "" : "s");
+    if (covered != data_len)
+        return sink_fail(sink, "%zu trailing byte%s after the last tensor's data (which ends at "
+                               "byte %zu of the %zu-byte data section)",
+                         data_len - covered, data_len - covered == 1 ? "" : "s", covered, data_len);
     return 0;
 }
 
@@ -234,7 +257,7 @@ static int parse_tensor_table(error_sink *sink, safetensors_header *h, size_t da
         if (parse_tensor(sink, t, m, h->data_offset, data_len) < 0) return -1;
         h->n_tensors++;
     }
-    if (check_no_overlap(sink, h->tensors, h->n_tensors) < 0) return -1;
+    if (check_coverage(sink, h->tensors, h->n_tensors, h->data_offset, data_len) < 0) return -1;
     if (h->n_tensors > 1) qsort(h->tensors, h->n_tensors, sizeof *h->tensors, compare_by_name);
     return 0;
 }

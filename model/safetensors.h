@@ -7,8 +7,10 @@
  *
  * Validation guarantees, for every tensor of a successfully parsed header: a known dtype, a
  * shape of non-negative dimensions whose element count and byte size fit in int64, a byte range
- * of exactly numel * dtype size that lies inside the file, no overlap with any other tensor, and
- * a name free of control characters.
+ * of exactly numel * dtype size that lies inside the file, and a name free of control characters;
+ * and, as the reference implementation requires, the tensors' ranges cover the data section
+ * exactly: back to back from its start to the end of the file, with no gap, no overlap and no
+ * trailing bytes.
  */
 #ifndef GPT2_SAFETENSORS_H
 #define GPT2_SAFETENSORS_H

@@ -64,6 +64,10 @@ typedef struct {
     const char *header_shape; /* written instead of shape when set, e.g. "[-1]" */
     bool custom_offsets;      /* write offsets instead of the real byte range */
     int64_t offsets[2];
+    bool header_omitted;      /* its bytes are written, but no header entry for them */
+    bool has_special;         /* element special_index is special_value (NaN, inf) */
+    int64_t special_index;
+    float special_value;
 } spec_tensor;
 
 typedef struct {
@@ -114,7 +118,11 @@ static void encode(float v, storage s, unsigned char *dst) {
     uint16_t half = 0;
     switch (s) {
     case STORE_F32: memcpy(dst, &v, 4); return;
-    case STORE_F16: half = f16_from_exact_f32(v); break;
+    case STORE_F16:
+        half = isnan(v)   ? 0x7E00
+               : isinf(v) ? (uint16_t)(v > 0 ? 0x7C00 : 0xFC00)
+                          : f16_from_exact_f32(v);
+        break;
     case STORE_BF16: half = (uint16_t)(f32_bits(v) >> 16); break;
     case STORE_BYTE: *dst = 1; return;
     }
@@ -240,6 +248,10 @@ static void write_safetensors(const char *dir, const model_spec *spec) {
     for (int i = 0; i < spec->count; i++) {
         const spec_tensor *t = &spec->tensors[i];
         size_t nbytes = (size_t)spec_numel(t) * storage_size(t->store);
+        if (t->header_omitted) {
+            data_len += nbytes;
+            continue;
+        }
         appendf(&header, ", \"%s\": {\"dtype\": \"%s\", \"shape\": ", t->name, t->dtype);
         if (t->header_shape) {
             appendf(&header, "%s", t->header_shape);
@@ -267,7 +279,8 @@ static void write_safetensors(const char *dir, const model_spec *spec) {
     for (int i = 0; i < spec->count; i++) {
         const spec_tensor *t = &spec->tensors[i];
         for (int64_t j = 0; j < spec_numel(t); j++, p += storage_size(t->store))
-            encode(spec_value(i, j), t->store, p);
+            encode(t->has_special && j == t->special_index ? t->special_value : spec_value(i, j),
+                   t->store, p);
     }
     write_raw_safetensors(dir, header.len, header.data, data, data_len);
     free(data);
@@ -598,8 +611,72 @@ static void test_bad_tensors(const char *dir) {
     expect_tensor_failure(dir, "", "h.0.ln_1.bias", offsets_one_short,
                           "hold 255 bytes but shape [128] of F16 needs 256");
     expect_tensor_failure(dir, "", "ln_f.weight", offsets_on_wte,
-                          "bytes overlap those of tensor 'wte.weight'");
+                          "data_offsets [64, 320] overlap the bytes of tensor 'wte.weight' [0, 25600]");
     expect_tensor_failure(dir, "", "wte.weight", drop, "not found (nor 'transformer.wte.weight')");
+}
+
+/* The tensors must cover the data section exactly (the reference implementation's rule): bytes
+ * that no header entry accounts for are refused, between tensors or after the last one. */
+static void test_uncovered_bytes(const char *dir) {
+    write_config(dir, default_config);
+    model_spec spec = make_spec(STORE_F16, "", true, true);
+    spec_find(&spec, "h.1.mlp.c_fc.bias")->header_omitted = true; /* a gap where it was */
+    write_safetensors(dir, &spec);
+    expect_failure(dir, "a gap between tensors", "model.safetensors", "h.1.mlp.c_proj.weight",
+                   "leave the data section's bytes [");
+    spec = make_spec(STORE_F32, "transformer.", true, false);
+    spec_find(&spec, "lm_head.weight")->header_omitted = true; /* trailing bytes */
+    write_safetensors(dir, &spec);
+    expect_failure(dir, "bytes after the last tensor", "model.safetensors", NULL,
+                   "51200 trailing bytes after the last tensor's data");
+    spec = make_spec(STORE_BF16, "", false, false);
+    write_safetensors(dir, &spec);
+    char *weights = join(dir, "model.safetensors");
+    FILE *f = fopen(weights, "ab");
+    if (!f || fwrite("x", 1, 1, f) != 1 || fclose(f) != 0) die("cannot append");
+    expect_failure(dir, "one byte appended", "model.safetensors", NULL,
+                   "1 trailing byte after the last tensor's data");
+    free(weights);
+}
+
+/* A NaN or an infinity in a tensor the model uses is refused at open, naming it and the
+ * element; one in a tensor it ignores (the causal-mask buffer) is not its business. */
+static void test_non_finite_weights(const char *dir) {
+    write_config(dir, default_config);
+    static const struct {
+        storage store;
+        const char *tensor;
+        int64_t index;
+        float value;
+        const char *message;
+    } cases[] = {
+        {STORE_F32, "ln_f.weight", 3, NAN, "element 3 of [128] is NaN"},
+        {STORE_F16, "h.1.attn.c_attn.weight", 128 * 384 - 1, INFINITY, "element 49151 of [128, 384] is +inf"},
+        {STORE_BF16, "wte.weight", 0, -INFINITY, "element 0 of [100, 128] is -inf"},
+        {STORE_F16, "lm_head.weight", 12799, NAN, "element 12799 of [100, 128] is NaN"},
+        {STORE_BF16, "h.0.mlp.c_proj.bias", 64, NAN, "element 64 of [128] is NaN"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_spec spec = make_spec(cases[i].store, "", true, i % 2 == 1);
+        spec_tensor *t = spec_find(&spec, cases[i].tensor);
+        t->has_special = true;
+        t->special_index = cases[i].index;
+        t->special_value = cases[i].value;
+        write_safetensors(dir, &spec);
+        expect_failure(dir, cases[i].message, "model.safetensors", cases[i].tensor,
+                       cases[i].message);
+    }
+    model_spec spec = make_spec(STORE_F32, "", false, false);
+    spec_tensor *mask = spec_find(&spec, "h.0.attn.bias");
+    mask->has_special = true;
+    mask->special_index = 5;
+    mask->special_value = NAN;
+    write_safetensors(dir, &spec);
+    gpt2_checkpoint ckpt;
+    char err[GPT2_ERR_LEN] = "";
+    CHECK(gpt2_checkpoint_open(&ckpt, dir, err, sizeof err) == 0,
+          "a NaN in the unused causal-mask buffer rejected: %s", err);
+    gpt2_checkpoint_close(&ckpt);
 }
 
 static void test_bad_files(const char *dir) {
@@ -751,6 +828,8 @@ int main(void) {
     test_bad_config(dir);
     test_config_tensor_disagreement(dir);
     test_bad_tensors(dir);
+    test_uncovered_bytes(dir);
+    test_non_finite_weights(dir);
     test_bad_files(dir);
 
     remove_file(dir, "config.json");

@@ -54,7 +54,7 @@ static void test_valid_header(void) {
         " \"empty\": {\"dtype\": \"BF16\", \"shape\": [0, 5], \"data_offsets\": [28, 28]},"
         " \"mask\": {\"dtype\": \"BOOL\", \"shape\": [1, 1, 2, 2], \"data_offsets\": [36, 40],"
         "          \"extra\": \"ignored\"}}   ";
-    memory_file f = make_file(header, 40 + 3 /* trailing bytes are allowed */);
+    memory_file f = make_file(header, 40); /* the tensors cover the data section exactly */
     char err[512] = "";
     safetensors_header h;
     int rc = safetensors_parse_header(&h, f.bytes, f.len, err, sizeof err);
@@ -206,33 +206,61 @@ static void test_tensor_entry_errors(void) {
 #undef ENTRY
 }
 
-static void test_overlap(void) {
+/* The tensors must cover the data section exactly, as the reference implementation requires:
+ * back to back from 0, with no overlap, no gap and no trailing bytes. */
+static void test_coverage(void) {
     expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
                  " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
-                 12, "bytes overlap those of tensor");
+                 12, "tensor 'b': data_offsets [4, 12] overlap the bytes of tensor 'a' [0, 8]");
     expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
                  " \"b\": {\"dtype\": \"U8\", \"shape\": [2], \"data_offsets\": [4, 6]}}",
-                 16, "bytes overlap those of tensor");
-    /* b sits inside a, which started earlier and ends later than c */
+                 16, "overlap the bytes of tensor 'a'");
+    /* c and d sit inside a */
     expect_error("{\"a\": {\"dtype\": \"U8\", \"shape\": [10], \"data_offsets\": [0, 10]},"
                  " \"c\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [1, 2]},"
                  " \"d\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [5, 6]}}",
-                 10, "bytes overlap those of tensor 'a'");
+                 10, "tensor 'c': data_offsets [1, 2] overlap the bytes of tensor 'a' [0, 10]");
     expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
                  " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}",
-                 8, "bytes overlap those of tensor");
+                 8, "overlap the bytes of tensor");
+    /* an empty tensor inside another one's bytes */
+    expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
+                 " \"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]}}",
+                 8, "tensor 'e': data_offsets [4, 4] overlap the bytes of tensor 'a' [0, 8]");
+    /* a gap between two tensors, and one before the first */
+    expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
+                 " \"c\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [12, 16]}}",
+                 16, "tensor 'c': data_offsets [12, 16] leave the data section's bytes [8, 12) to no tensor");
+    expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
+                 12, "tensor 'a': data_offsets [4, 12] leave the data section's bytes [0, 4) to no tensor");
+    /* bytes after the last tensor */
+    expect_error("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 9,
+                 "1 trailing byte after the last tensor's data (which ends at byte 8 of the 9-byte "
+                 "data section)");
+    expect_error("{}", 3, "the header lists no tensor, but the data section holds 3 bytes");
+    expect_error("{\"__metadata__\": {\"format\": \"pt\"}}", 1,
+                 "no tensor, but the data section holds 1 byte");
 
-    /* Adjacent ranges, gaps and empty tensors anywhere are fine. */
+    /* Back to back in any order in the header, with empty tensors at the boundaries. */
     memory_file f =
-        make_file("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
+        make_file("{\"c\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [16, 20]},"
+                  " \"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
+                  " \"z\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [20, 20]},"
                   " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]},"
-                  " \"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]},"
-                  " \"c\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [20, 24]}}",
-                  24);
+                  " \"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [8, 8]},"
+                  " \"f\": {\"dtype\": \"F32\", \"shape\": [0, 3], \"data_offsets\": [0, 0]}}",
+                  20);
     char err[512] = "";
     safetensors_header h;
     CHECK(safetensors_parse_header(&h, f.bytes, f.len, err, sizeof err) == 0,
-          "adjacent ranges rejected: %s", err);
+          "back-to-back ranges rejected: %s", err);
+    CHECK(h.n_tensors == 6 && safetensors_find(&h, "z") && safetensors_find(&h, "f"), "tensors");
+    safetensors_free_header(&h);
+    free(f.bytes);
+    /* Only empty tensors, and no data. */
+    f = make_file("{\"e\": {\"dtype\": \"F16\", \"shape\": [0], \"data_offsets\": [0, 0]}}", 0);
+    CHECK(safetensors_parse_header(&h, f.bytes, f.len, err, sizeof err) == 0,
+          "an empty tensor alone rejected: %s", err);
     safetensors_free_header(&h);
     free(f.bytes);
 }
@@ -251,7 +279,7 @@ int main(void) {
     test_file_framing_errors();
     test_header_errors();
     test_tensor_entry_errors();
-    test_overlap();
+    test_coverage();
     test_format_shape();
     return check_finish("test_safetensors");
 }

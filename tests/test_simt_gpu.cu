@@ -158,8 +158,9 @@ template <> __device__ int source_of<unsigned long long>(unsigned long long v) {
 }
 template <> __device__ int source_of<__half>(__half v) { return (int)__half2float(v); }
 template <> __device__ int source_of<__half2>(__half2 v) {
-    const int low = (int)__low2float(v), high = (int)__high2float(v);
-    return high == -low ? low : -1;
+    const float low = __low2float(v), high = __high2float(v);
+    if (!(fabsf(low) <= 64.0f && fabsf(high) <= 64.0f)) return -1; /* the poison pattern (NaN) */
+    return (int)high == -(int)low ? (int)low : -1;
 }
 
 /* One warp: for each case, the lanes in its mask shuffle; out[c][lane] = source lane + 1. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/json.h"
 
@@ -130,6 +131,9 @@ char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_
         return copy;
     }
     FILE *f = path ? fopen(path, "rb") : stdin;
+    if (!path && isatty(STDIN_FILENO)) /* a person is typing, or waiting for something to happen */
+        fprintf(stderr, "gpt2 %s: reading the text from the terminal; end it with Ctrl-D (or pass "
+                        "-p TEXT or -f FILE)\n", cmd);
     if (!f) {
         cli_error(cmd, "%s: %s", path, strerror(errno));
         return NULL;
@@ -170,17 +174,19 @@ int cli_parse_ids(const char *cmd, const char *text, size_t len, int vocab_size,
         if (p == limit) return 0;
         const char *word_end = p;
         while (word_end < limit && !is_id_separator(*word_end)) word_end++;
-        char *end = (char *)p;
-        errno = 0;
-        long id = *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : 0; /* no blanks or signs */
-        if (end != word_end || errno) { /* a NUL byte inside the word ends strtol early */
-            char shown[64];
-            cli_error(cmd, "'%s' is not a token id",
-                      json_printable(p, (size_t)(word_end - p), shown, sizeof shown));
-            return -1;
+        /* Digits only, read within the word (text need not be NUL-terminated, and strtol would
+         * take blanks and signs); the value saturates at vocab_size, which is out of range. */
+        long long id = 0; /* below vocab_size, times 10, plus 9: fits */
+        bool digits = true;
+        for (const char *q = p; q < word_end && digits; q++) {
+            digits = *q >= '0' && *q <= '9';
+            if (digits && id < vocab_size) id = id * 10 + (*q - '0');
         }
-        if (id >= vocab_size) {
-            cli_error(cmd, "token id %ld out of range [0, %d)", id, vocab_size);
+        if (!digits || id >= vocab_size) {
+            char shown[64];
+            json_printable(p, (size_t)(word_end - p), shown, sizeof shown);
+            if (!digits) cli_error(cmd, "'%s' is not a token id", shown);
+            else cli_error(cmd, "token id %s out of range [0, %d)", shown, vocab_size);
             return -1;
         }
         if (token_ids_push(out, (int32_t)id) != 0) {
@@ -210,9 +216,15 @@ bool cli_kv_format_parse(cli_args *args, kv_format *out) {
     return fail_value(args, value, "a KV format (fp32, fp16 or int8)");
 }
 
-static bool is_dir(const char *path) {
+bool cli_is_model_dir(const char *path) {
+    size_t len = strlen(path) + sizeof "/config.json";
+    char *config = malloc(len);
+    if (!config) return false;
+    snprintf(config, len, "%s/config.json", path);
     struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    bool found = stat(config, &st) == 0 && S_ISREG(st.st_mode);
+    free(config);
+    return found;
 }
 
 const char *cli_model_dir(const char *cmd, const char *flag_value) {
@@ -222,7 +234,7 @@ const char *cli_model_dir(const char *cmd, const char *flag_value) {
     static const char *const defaults[] = {GPT2_SOURCE_DIR "/weights/default",
                                            GPT2_SOURCE_DIR "/weights/gpt2"};
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (is_dir(defaults[i])) return defaults[i];
+        if (cli_is_model_dir(defaults[i])) return defaults[i]; /* an empty folder is no model */
     cli_error(cmd, "no model: pass -m DIR (a HuggingFace GPT-2 folder with config.json and "
                    "model.safetensors) or set GPT2_MODEL; weights/download.sh gpt2 fetches "
                    "GPT-2 124M into weights/gpt2, which is then used by default (needs internet)");

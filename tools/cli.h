@@ -38,8 +38,9 @@ bool cli_u64(cli_args *args, unsigned long long *out);
 int cli_unknown(cli_args *args);
 
 /*
- * Returns malloc'd text from -p (prompt), -f (file) or, when both are NULL, stdin; *len is set
- * and the text is NUL-terminated. NULL after printing an error.
+ * Returns malloc'd text from -p (prompt), -f (file) or, when both are NULL, stdin (when stdin is
+ * a terminal, a line on stderr says how to end the text); *len is set and the text is
+ * NUL-terminated. NULL after printing an error.
  */
 char *cli_read_text(const char *cmd, const char *prompt, const char *path, size_t *len);
 
@@ -71,9 +72,12 @@ bool cli_kv_format_parse(cli_args *args, kv_format *out);
 
 /*
  * The model directory: -m when given, else $GPT2_MODEL, else the first of weights/default and
- * weights/gpt2 (in the source tree) that exists. NULL after printing what is needed.
+ * weights/gpt2 (in the source tree) that holds a config.json (so that a folder a failed download
+ * left behind does not hide the "no model" help). NULL after printing what is needed.
  */
 const char *cli_model_dir(const char *cmd, const char *flag_value);
+/* Whether path is a folder with a config.json in it (a regular file). */
+bool cli_is_model_dir(const char *path);
 
 /*
  * Resolves a --ctx value against the model: 0 becomes its context, a longer one is refused.

@@ -1,4 +1,5 @@
 /* gpt2 ppl: sliding-window perplexity of a text file, the way HF's perplexity guide computes it. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,14 @@ int cmd_ppl(int argc, char **argv) {
                                       cli_model_sequence_fn(&model), cli_model_handle(&model),
                                       &result, err, sizeof err))
             rc = cli_error("ppl", "%s", err);
+        else if (!isfinite(result.nll_sum))
+            /* Never "ppl nan" with exit 0: a non-finite score is the model's failure. */
+            rc = cli_error("ppl", "the perplexity is not finite (summed NLL %g over %lld tokens "
+                                  "in %d windows): the model gives non-finite logits",
+                           result.nll_sum, result.tokens, result.windows);
+        else if (!isfinite(result.ppl))
+            rc = cli_error("ppl", "the perplexity overflows a double (mean NLL %g nats over %lld "
+                                  "tokens)", result.nll_sum / (double)result.tokens, result.tokens);
         else
             print_result(&opt, &model, &result, ids.len, cli_now() - start);
     }

@@ -44,6 +44,11 @@ void plot_axis_fit(plot_axis *axis, double lo, double hi, bool log, double pad) 
         lo -= half, hi += half, span = hi - lo;
     }
     lo -= pad * span, hi += pad * span;
+    /* Within doubles, padding included, so that mapping a value never divides by an infinite
+     * span or takes the log of 0 (found by tests/fuzz/fuzz_plot.c). */
+    const double limit = log ? 300 : 1e300;
+    lo = fmin(fmax(lo, -limit), limit), hi = fmin(fmax(hi, -limit), limit);
+    if (!(hi > lo)) hi = lo + (log ? 1 : 1e-300 + fabs(lo) * 1e-9);
     axis->lo = log ? pow(10, lo) : lo;
     axis->hi = log ? pow(10, hi) : hi;
 }
@@ -231,7 +236,10 @@ static void linear_ticks(const plot_axis *axis, bool vertical, const plot_font *
 
 /* Log ticks labelling every `every`-th decade, and 1-2-5 multiples when with_2_5 is set. */
 static void log_ticks_at(const plot_axis *axis, int every, bool with_2_5, plot_ticks *out) {
-    double lo = log10(fmin(axis->lo, axis->hi)), hi = log10(fmax(axis->lo, axis->hi));
+    /* Within the decades of doubles, so that an axis that overflowed to inf (or reached 0)
+     * cannot make the casts below undefined (found by tests/fuzz/fuzz_plot.c). */
+    double lo = fmax(log10(fmin(axis->lo, axis->hi)), -324);
+    double hi = fmin(log10(fmax(axis->lo, axis->hi)), 309);
     int first = (int)floor(lo), last = (int)ceil(hi);
     double pixels_per_decade = fabs(axis->pixel_hi - axis->pixel_lo) / (hi - lo);
     bool minor = every == 1 && pixels_per_decade >= MIN_DECADE_FOR_MINOR;

@@ -52,11 +52,12 @@ void plot_blend(plot_canvas *canvas, int x, int y, double alpha, plot_color colo
     for (int c = 0; c < 3; c++) p[c] = (uint8_t)lrint(p[c] + (src[c] - p[c]) * alpha);
 }
 
-/* The pixel range [*lo, *hi) touched by [a, b], within [0, limit). False when empty. */
+/* The pixel range [*lo, *hi) touched by [a, b], within [0, limit). False when empty. A NaN end
+ * counts as 0, so that no NaN reaches a cast to int (found by tests/fuzz/fuzz_plot.c). */
 static bool pixel_span(double a, double b, int limit, int *lo, int *hi) {
     double first = floor(a), last = ceil(b);
-    *lo = first < 0 ? 0 : first > limit ? limit : (int)first;
-    *hi = last < 0 ? 0 : last > limit ? limit : (int)last;
+    *lo = !(first > 0) ? 0 : first > limit ? limit : (int)first;
+    *hi = !(last > 0) ? 0 : last > limit ? limit : (int)last;
     return *lo < *hi;
 }
 

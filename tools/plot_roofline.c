@@ -92,14 +92,18 @@ static void label_roof(plot_frame *f, const plot_xy_axes *a, const plot_point co
     /* The part of the slope inside the area. */
     double t0 =
         corners[0].y > a->area.y1 ? (corners[0].y - a->area.y1) / (corners[0].y - corners[1].y) : 0;
-    for (int i = 0; i < SLOPE_SPOTS; i++) {
+    /* A slope that left the doubles' range (its bottom corner at an infinite pixel) has no
+     * place for a label (found by tests/fuzz/fuzz_plot.c). */
+    bool slope_labelled = isfinite(t0) && isfinite(angle) && isfinite(corners[0].x) &&
+                          isfinite(corners[0].y) && isfinite(corners[1].x) && isfinite(corners[1].y);
+    for (int i = 0; i < SLOPE_SPOTS && slope_labelled; i++) {
         double t = t0 + (1 - t0) * (0.25 + 0.12 * i);
         slope[i] = (plot_label_spot){
             corners[0].x + t * (corners[1].x - corners[0].x) - GAP * sin(angle),
             corners[0].y + t * (corners[1].y - corners[0].y) - GAP * cos(angle), along, 0.5 * i};
     }
     ceiling_text(c->bandwidth_label, c->bandwidth_bytes_per_s, "B/s", text, sizeof text);
-    plot_place_label(f, a->area, o, slope, SLOPE_SPOTS, text);
+    if (slope_labelled) plot_place_label(f, a->area, o, slope, SLOPE_SPOTS, text);
 
     plot_text_style above =
         plot_style(PLOT_NOTE_SIZE + 1, roof_color, PLOT_ALIGN_END, PLOT_VALIGN_BOTTOM, 0);

@@ -3,7 +3,8 @@
 # toolkit already installed (nvcc, cuBLAS and NVTX headers come with it):
 #   the stb headers (PNG charts), a font for chart text, CMake >= 3.24, a C/C++ compiler.
 # With --tests also node and npm, and the reference tokenizer the tests compare against
-# (npm package tiktoken, pinned in tests/tiktoken/package-lock.json).
+# (npm package tiktoken, pinned in tests/tiktoken/package-lock.json), and clang, whose libFuzzer
+# builds the fuzz targets (tests/fuzz/run.sh).
 # Runs apt-get as root, or through sudo; does nothing that is already in place.
 #
 # usage: tools/setup.sh [--tests]
@@ -32,6 +33,7 @@ if [ "$tests" = 1 ]; then
   need nodejs node
   need npm npm
   need python3 python3
+  need clang clang
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -16,6 +16,14 @@
 #include <map>
 #include <mutex>
 
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define GPT2_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define GPT2_EMU_ASAN 1
+#endif
+#endif
+
 namespace emu {
 namespace {
 
@@ -172,11 +180,21 @@ cudaError_t check_device_range(const char *api, const char *role, const void *p,
 }
 
 /*
- * Host memory for a device allocation. The ASan issue puts redzones here: allocate
- * bytes + 2 * redzone, poison the redzones for ASan, and return the middle.
+ * Host memory for a device allocation, 256-byte aligned like cudaMalloc's. Under AddressSanitizer
+ * it is exactly `bytes` long, so that the redzones ASan's allocator puts on both sides start at
+ * the first byte past the buffer: a kernel that reads one element past its buffer (or before
+ * it) gets a heap-buffer-overflow report, "0 bytes after the N-byte region" with the cudaMalloc
+ * that allocated it, and freed device memory stays in ASan's quarantine (heap-use-after-free).
+ * The redzones grow with the allocation, up to 2 KiB a side (ASAN_OPTIONS redzone= sets the
+ * least). Without ASan the size is rounded up to the alignment, as aligned_alloc requires.
  */
 void *device_allocate(size_t bytes) {
+#ifdef GPT2_EMU_ASAN
+    void *p = nullptr;
+    return posix_memalign(&p, device_alignment, bytes) == 0 ? p : nullptr;
+#else
     return aligned_alloc(device_alignment, (bytes + device_alignment - 1) / device_alignment * device_alignment);
+#endif
 }
 
 void device_release(void *p, size_t bytes) {

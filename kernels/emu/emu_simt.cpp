@@ -24,6 +24,18 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define GPT2_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define GPT2_EMU_ASAN 1
+#endif
+#endif
+#ifdef GPT2_EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -161,6 +173,28 @@ void switch_context(context &save, const context &load) { swapcontext(&save.uc, 
 
 #endif
 
+/* ---- AddressSanitizer and the fiber switches ----
+ * ASan keeps the bounds of the stack each thread runs on: it needs them to unpoison a stack when a
+ * noreturn call leaves frames behind, to describe a stack address in a report, and to move stack
+ * use-after-return's fake frames with the fiber. A switch to another fiber's stack is therefore
+ * announced (start) and completed (finish) around each switch_context: the scheduler's switch into
+ * a fiber, a fiber's switch back, and a fiber's last switch, after which its fake frames go. Both
+ * switch implementations work under ASan with these (ours does not touch shadow memory;
+ * swapcontext's interceptor would unpoison the whole target stack at every switch, so the stack
+ * switch of our own stays the default there too). Without ASan these compile to nothing. */
+
+#ifdef GPT2_EMU_ASAN
+void asan_start_switch(void **fake_stack_save, const void *bottom, size_t bytes) {
+    __sanitizer_start_switch_fiber(fake_stack_save, bottom, bytes);
+}
+void asan_finish_switch(void *fake_stack, const void **bottom_old, size_t *bytes_old) {
+    __sanitizer_finish_switch_fiber(fake_stack, bottom_old, bytes_old);
+}
+#else
+void asan_start_switch(void **, const void *, size_t) {}
+void asan_finish_switch(void *, const void **, size_t *) {}
+#endif
+
 /* ---- fibers and workers ---- */
 
 enum class fiber_state : uint8_t { ready, at_barrier, at_warp, exited };
@@ -187,6 +221,7 @@ struct fiber {
     warp_fn fn;
     unsigned mask;
     void *data;
+    void *asan_fake_stack; /* ASan's fake frames of this fiber while another runs */
 };
 
 constexpr unsigned max_warps = max_threads_per_block / 32;
@@ -194,10 +229,13 @@ constexpr unsigned max_warps = max_threads_per_block / 32;
 /* One OS thread of the pool, and the block it is running. */
 struct worker {
     context scheduler; /* where a fiber switches to when it waits or exits */
+    const void *scheduler_stack = nullptr; /* the worker thread's own stack, for ASan */
+    size_t scheduler_stack_bytes = 0;
     std::unique_ptr<fiber[]> fibers{new fiber[max_threads_per_block]};
     unsigned char *stacks = nullptr; /* max_threads_per_block slots of [guard][stack] */
     unsigned prepared = 0;           /* fibers whose stack guard and context exist */
-    unsigned char *shared_end = nullptr; /* dynamic shared memory ends at a guard page here */
+    unsigned char *shared_begin = nullptr, *shared_end = nullptr; /* ends at a guard page */
+    size_t asan_fenced_bytes = SIZE_MAX; /* the dynamic shared memory ASan now lets kernels use */
 
     const kernel_launch *launch = nullptr;
     unsigned threads = 0, at_barrier = 0, exited = 0;
@@ -243,6 +281,7 @@ void map_worker_memory(worker &w) {
     const size_t page = page_bytes();
     const size_t capacity = (optin_dynamic_shared + page - 1) / page * page;
     unsigned char *shared = (unsigned char *)map_or_die(capacity + page, "shared memory");
+    w.shared_begin = shared;
     w.shared_end = shared + capacity;
     protect_or_die(w.shared_end, page);
 }
@@ -256,6 +295,20 @@ bool in_stack_guard(const worker &w, const void *address) {
 bool in_shared_guard(const worker &w, const void *address) {
     const unsigned char *p = (const unsigned char *)address;
     return p >= w.shared_end && p < w.shared_end + page_bytes();
+}
+
+/* Under ASan, the worker's dynamic shared memory outside the block's [dynamic_shared, + bytes)
+ * is poisoned, so that a read or write past the end (into the rounding before the guard page) or
+ * before the start is an ASan report naming the kernel. Redone only when the size changes. */
+void asan_fence_dynamic_shared(worker &w, size_t bytes) {
+#ifdef GPT2_EMU_ASAN
+    if (w.asan_fenced_bytes == bytes) return;
+    ASAN_POISON_MEMORY_REGION(w.shared_begin, (size_t)(w.shared_end - w.shared_begin));
+    ASAN_UNPOISON_MEMORY_REGION(w.dynamic_shared, bytes);
+    w.asan_fenced_bytes = bytes;
+#else
+    (void)w, (void)bytes;
+#endif
 }
 
 void fiber_main();
@@ -305,8 +358,12 @@ worker &current(const char *what) {
     return *w;
 }
 
-/* SIGSEGV or SIGBUS inside a kernel: say where, then let the default action end the process. */
-void on_memory_fault(int signal_number, siginfo_t *info, void *) {
+/* The SIGSEGV and SIGBUS handlers that were there before ours (a sanitizer's, or the default). */
+struct sigaction previous_segv, previous_bus;
+
+/* SIGSEGV or SIGBUS inside a kernel: say where, then let the default action end the process.
+ * Elsewhere the previous handler takes it (under ASan: its report of the host code's fault). */
+void on_memory_fault(int signal_number, siginfo_t *info, void *context) {
     const worker *w = this_worker;
     if (w != nullptr && w->running != nullptr) {
         const char *what = in_stack_guard(*w, info->si_addr)
@@ -319,35 +376,68 @@ void on_memory_fault(int signal_number, siginfo_t *info, void *) {
                 w->launch->name, blockIdx.x, blockIdx.y, blockIdx.z, f.index.x, f.index.y,
                 f.index.z, what, info->si_addr);
         fflush(nullptr);
+    } else {
+        const struct sigaction &previous = signal_number == SIGSEGV ? previous_segv : previous_bus;
+        if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction != nullptr) {
+            previous.sa_sigaction(signal_number, info, context);
+            return;
+        }
+        if (!(previous.sa_flags & SA_SIGINFO) && previous.sa_handler != SIG_DFL &&
+            previous.sa_handler != SIG_IGN) {
+            previous.sa_handler(signal_number);
+            return;
+        }
     }
     signal(signal_number, SIG_DFL); /* returning re-runs the access, which now ends the process */
 }
 
-/* Installed once, unless a handler is already there (a sanitizer's, a debugger's). */
+/* Installed once, in front of any handler already there, which still gets the faults of host code. */
 void install_fault_handlers() {
     for (int signal_number : {SIGSEGV, SIGBUS}) {
-        struct sigaction old;
-        if (sigaction(signal_number, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;
         struct sigaction action;
         memset(&action, 0, sizeof action);
         action.sa_sigaction = on_memory_fault;
         action.sa_flags = SA_SIGINFO | SA_ONSTACK;
         sigemptyset(&action.sa_mask);
-        sigaction(signal_number, &action, nullptr);
+        sigaction(signal_number, &action, signal_number == SIGSEGV ? &previous_segv : &previous_bus);
     }
 }
+
+#ifdef GPT2_EMU_ASAN
+/* ASan calls this just before it prints a report: when a kernel is running on this thread, a line
+ * names it, its block and its thread (the report's stack shows the kernel's source line). */
+void asan_report_names_kernel() {
+    const worker *w = this_worker;
+    if (w == nullptr || w->running == nullptr || w->launch == nullptr) return;
+    char line[512];
+    const int n = snprintf(line, sizeof line,
+                           "emu: AddressSanitizer stopped kernel %s, block (%u,%u,%u), thread "
+                           "(%u,%u,%u); its report follows\n",
+                           w->launch->name, blockIdx.x, blockIdx.y, blockIdx.z, w->running->index.x,
+                           w->running->index.y, w->running->index.z);
+    if (n > 0) (void)!write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+#endif
 
 /* ---- the block scheduler ---- */
 
 void resume(worker &w, fiber &f) {
     w.running = &f;
     threadIdx = f.index;
-    switch_context(w.scheduler, f.saved); /* the ASan issue adds fiber-switch annotations here */
+    void *scheduler_fake_stack = nullptr;
+    asan_start_switch(&scheduler_fake_stack, f.stack, fiber_stack_bytes);
+    switch_context(w.scheduler, f.saved);
+    asan_finish_switch(scheduler_fake_stack, nullptr, nullptr);
     w.running = nullptr;
 }
 
 /* From a fiber: back to the scheduler until it resumes this thread. */
-void wait_here(worker &w) { switch_context(w.running->saved, w.scheduler); }
+void wait_here(worker &w) {
+    fiber &f = *w.running;
+    asan_start_switch(&f.asan_fake_stack, w.scheduler_stack, w.scheduler_stack_bytes);
+    switch_context(f.saved, w.scheduler);
+    asan_finish_switch(f.asan_fake_stack, &w.scheduler_stack, &w.scheduler_stack_bytes);
+}
 
 void release(worker &w, fiber &f) {
     f.state = fiber_state::ready;
@@ -477,6 +567,7 @@ void run_block(worker &w, const kernel_launch &launch, uint64_t linear, uint64_t
                (linear * 0xA0761D6478BD642Full);
     prepare_fibers(w, w.threads);
     w.dynamic_shared = w.shared_end - (launch.shared_bytes + 15) / 16 * 16;
+    asan_fence_dynamic_shared(w, launch.shared_bytes);
     poison(w.dynamic_shared, launch.shared_bytes);
 
     memset(w.ready, 0, sizeof w.ready);
@@ -486,6 +577,7 @@ void run_block(worker &w, const kernel_launch &launch, uint64_t linear, uint64_t
         fiber &f = w.fibers[t];
         f.index = {t % block.x, t / block.x % block.y, t / (block.x * block.y)};
         f.linear = t;
+        f.asan_fake_stack = nullptr;
         start_context(f.saved, f.stack, fiber_stack_bytes, fiber_main);
         release(w, f);
     }
@@ -517,8 +609,10 @@ void thread_exited(worker &w) {
 /* A fiber's first frame: one CUDA thread of the kernel, then back to the scheduler for good. */
 void fiber_main() {
     worker &w = *this_worker;
+    asan_finish_switch(nullptr, &w.scheduler_stack, &w.scheduler_stack_bytes);
     w.launch->body();
     thread_exited(w);
+    asan_start_switch(nullptr, w.scheduler_stack, w.scheduler_stack_bytes); /* for good */
     switch_context(w.running->saved, w.scheduler);
     __builtin_unreachable();
 }
@@ -834,3 +928,8 @@ unsigned __activemask(void) {
 }
 
 void *emu_dynamic_shared(void) { return emu::current("DYNAMIC_SHARED").dynamic_shared; }
+
+#ifdef GPT2_EMU_ASAN
+/* ASan's weak hook, called at every report before it is printed. */
+extern "C" void __asan_on_error(void) { emu::asan_report_names_kernel(); }
+#endif

@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for the safetensors header parser (tests/fuzz/run.sh builds and runs it;
  * tests/fuzz/replay.c replays the seed corpus under ctest). Any input must either fail with one
- * error line or yield a table whose every promise holds; otherwise the harness aborts.
+ * error line or yield a table whose every promise holds (the tensors, in offset order, cover the
+ * data section exactly); otherwise the harness aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,28 @@ static void check_tensor(const safetensors_header *h, const safetensors_tensor *
     (void)sink;
 }
 
+static int by_offset(const void *a, const void *b) {
+    const safetensors_tensor *const *x = a, *const *y = b;
+    if ((*x)->offset != (*y)->offset) return (*x)->offset < (*y)->offset ? -1 : 1;
+    return ((*x)->nbytes > (*y)->nbytes) - ((*x)->nbytes < (*y)->nbytes);
+}
+
+/* In offset order, each tensor starts where the one before ends, from the data section's start
+ * to the end of the file. */
+static void check_coverage(const safetensors_header *h, size_t size) {
+    const safetensors_tensor **order = malloc((h->n_tensors + 1) * sizeof *order);
+    if (!order) return;
+    for (size_t i = 0; i < h->n_tensors; i++) order[i] = &h->tensors[i];
+    qsort(order, h->n_tensors, sizeof *order, by_offset);
+    size_t end = h->data_offset;
+    for (size_t i = 0; i < h->n_tensors; i++) {
+        if (order[i]->offset != end) abort();
+        end += order[i]->nbytes;
+    }
+    if (end != size) abort();
+    free(order);
+}
+
 static void parse_and_check(const uint8_t *data, size_t size) {
     safetensors_header h;
     char err[256] = "";
@@ -39,6 +62,7 @@ static void parse_and_check(const uint8_t *data, size_t size) {
         check_tensor(&h, &h.tensors[i], data, size);
         if (i > 0 && strcmp(h.tensors[i - 1].name, h.tensors[i].name) >= 0) abort();
     }
+    check_coverage(&h, size);
     safetensors_free_header(&h);
 }
 

@@ -2,7 +2,8 @@
 """Writes the small seed corpora under tests/fuzz/seeds/ (run once; the output is committed).
 
 seeds/safetensors/: valid and broken safetensors files (a tiny GPT-2-like table and the
-failure shapes the parser must reject). seeds/config/: config.json variants.
+failure shapes the parser must reject). seeds/config/: config.json variants. seeds/ids/: --ids
+lists. seeds/plot/: result JSON with charts, as `gpt2 plot` reads it back.
 Standard library only.
 """
 import json
@@ -71,6 +72,17 @@ def safetensors_seeds():
     seeds["negative_dim"] = safetensors({"a": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}}, bytes(8))
     seeds["numel_overflow"] = safetensors({"a": {"dtype": "F32", "shape": [2**62, 2**62], "data_offsets": [0, 8]}}, bytes(8))
     seeds["bad_metadata"] = safetensors({"__metadata__": {"k": 1}})
+    # The tensors must cover the data section exactly: gaps and trailing bytes are rejected.
+    seeds["gap"] = safetensors({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                "b": {"dtype": "F32", "shape": [1], "data_offsets": [12, 16]}}, bytes(16))
+    seeds["gap_before_first"] = safetensors({"a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 4]}}, bytes(4))
+    seeds["trailing_bytes"] = safetensors(*table([("a", "F16", [3], 2)]))[:] + b"\x01\x02"
+    seeds["data_without_tensors"] = safetensors({"__metadata__": {"format": "pt"}}, b"\x00" * 5)
+    seeds["empty_inside"] = safetensors({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                         "e": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]}}, bytes(8))
+    seeds["empty_at_boundaries"] = safetensors({"z": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]},
+                                                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                                "e": {"dtype": "I8", "shape": [0, 4], "data_offsets": [8, 8]}}, bytes(8))
     seeds["duplicate_key"] = safetensors(None, raw_header=b'{"a":{},"a":{}}')
     return seeds
 
@@ -95,6 +107,26 @@ def config_seeds():
     return seeds
 
 
+def ids_seeds():
+    return {"sentence": b"464 3616 286 1204 318", "commas": b"1,2,3\n4\t5\r\n", "eot": b"50256",
+            "vocab_edge": b"50257", "negative": b"-1", "fraction": b"1.5", "separators": b" \t\r\n,,",
+            "empty": b"", "hex": b"0x10", "huge": b"99999999999999999999", "nul": b"1\x002",
+            "leading_zeros": b"000000000000000000000000001 0", "plus": b"+5"}
+
+
+def plot_seeds():
+    """The charts of tests/plot_examples/ (one result file per chart kind), and broken specs."""
+    seeds = {path.stem: path.read_bytes() for path in sorted((HERE.parent / "plot_examples").glob("*.json"))}
+    seeds["nonfinite"] = json.dumps({"charts": [{"file": "a.png", "kind": "line", "y_log": True,
+                                                 "series": [{"name": "s", "x": [1, 2, 3], "y": [None, -1, 1e308]}],
+                                                 "reference_lines": [{"y": 0}]}]}).encode()
+    seeds["empty_series"] = b'{"charts": [{"file": "b.png", "kind": "bar", "categories": [], "series": []}]}'
+    seeds["heatmap_ragged"] = b'{"charts": [{"file": "h.png", "kind": "heatmap", "matrix": [[1, 2], [3]]}]}'
+    seeds["one_spec"] = b'{"kind": "roofline", "ceilings": {"bandwidth_bytes_per_s": 3e12, "flops_per_s": 7e14}, "points": [{"name": "p", "intensity": 1e-300, "flops_per_s": 1e300}]}'
+    seeds["bad_size"] = b'{"charts": [{"file": "c.png", "kind": "line", "width": 199, "series": []}]}'
+    return seeds
+
+
 def write(directory, seeds, suffix):
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in seeds.items():
@@ -104,3 +136,5 @@ def write(directory, seeds, suffix):
 if __name__ == "__main__":
     write(HERE / "seeds" / "safetensors", safetensors_seeds(), ".safetensors")
     write(HERE / "seeds" / "config", config_seeds(), ".json")
+    write(HERE / "seeds" / "ids", ids_seeds(), ".txt")
+    write(HERE / "seeds" / "plot", plot_seeds(), ".json")

@@ -18,8 +18,9 @@
  *   be clipped by up to 127 * 2^-25 when the scale is subnormal.
  * - rint (ties to even) is the default IEEE rounding, so the GPU gets it without a special mode.
  * The CUDA side must compute exactly: __float2half_ru(fminf(__fdiv_rn(amax, 127.f), 65504.f))
- * for the scale and __float2int_rn(__fdiv_rn(x, scale)) for q (plain `/` is not IEEE division
- * under --use_fast_math), then clamp to [-127, 127]. Dequantization is q * scale in fp32.
+ * for the scale and fmaxf(-127, fminf(rintf(__fdiv_rn(x, scale)), 127)) for q (plain `/` is not
+ * IEEE division under --use_fast_math; the fminf/fmaxf clamp sends a NaN to 127 as the C code
+ * here does, where __float2int_rn would give 0). Dequantization is q * scale in fp32.
  * Inputs are finite (K and V of a sane forward pass); a non-finite value gets a saturated code,
  * never undefined behaviour.
  */

@@ -16,6 +16,10 @@
  * head) with the usual rescaling: out = sum_p e^(m_p - M) o_p / sum_p e^(m_p - M) l_p.
  *
  * A sequence of length 0 (an idle slot of a padded batch) gets a zero row.
+ *
+ * Both page formats run the same kernel, templated on how a row is read: FP16 pages as 8 halves
+ * per lane (16 bytes), INT8 pages as 8 codes per lane (8 bytes) and the row's fp16 scale,
+ * dequantized to code * scale in fp32 right after the load.
  */
 #include <math.h>
 #include <stdint.h>
@@ -42,23 +46,45 @@ static __device__ __forceinline__ float row_sum(float value) {
     return value;
 }
 
-/* Where lane group `part` (8 dims) of position t of one head sits in a layer's pages. */
-static __device__ __forceinline__ const __half *page_row(const __half *pages /* [blocks, H, B, 64] */,
-                                                         const int32_t *table /* [max_blocks] */,
-                                                         int t, int head, int n_head, int block_size,
-                                                         int part) {
+/* The page row of position t of one head: block table[t / B], offset t % B. */
+static __device__ __forceinline__ int64_t page_row(const int32_t *table /* [max_blocks] */, int t,
+                                                   int head, int n_head, int block_size) {
     const int64_t block = table[t / block_size]; /* 64-bit before any stride multiplication */
-    const int64_t row = (block * n_head + head) * block_size + t % block_size;
-    return pages + row * HEAD_SIZE + part * 8;
+    return (block * n_head + head) * block_size + t % block_size;
 }
 
+/* K or V of a layer in fp16 pages. */
+struct fp16_rows {
+    const __half *pages; /* [num_blocks, n_head, block_size, 64] */
+};
+
+/* K or V of a layer in int8 pages, with a scale per row. */
+struct int8_rows {
+    const int8_t *codes;  /* [num_blocks, n_head, block_size, 64] */
+    const __half *scales; /* [num_blocks, n_head, block_size] */
+};
+
+/* Dims [part * 8, part * 8 + 8) of page row `row`, in fp32. */
+static __device__ __forceinline__ void load_row_part(fp16_rows src, int64_t row, int part,
+                                                     float (&out)[8]) {
+    unpack_half8(load_half8(src.pages + row * HEAD_SIZE + part * 8), out);
+}
+
+static __device__ __forceinline__ void load_row_part(int8_rows src, int64_t row, int part,
+                                                     float (&out)[8]) {
+    const int8x8 codes = load_int8x8(src.codes + row * HEAD_SIZE + part * 8);
+    dequantize_int8x8(codes, __half2float(src.scales[row]), out);
+}
+
+/* Rows: fp16_rows or int8_rows, K and V of the layer whose tables and geometry kv gives. */
+template <class Rows>
 static __global__ void __launch_bounds__(THREADS)
 attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one partition only */,
                                   float *partial_out /* [n_seqs, n_head, n_partitions, 64] */,
                                   float *partial_max /* [n_seqs, n_head, n_partitions] */,
                                   float *partial_sum /* [n_seqs, n_head, n_partitions] */,
                                   const __half *q /* [n_seqs, q_stride], head h at h * 64 */,
-                                  int q_stride, paged_kv_layer kv,
+                                  int q_stride, Rows k_rows, Rows v_rows, paged_kv_layer kv,
                                   const int32_t *seq_lens /* [n_seqs] */) {
     const int head = blockIdx.x, seq = blockIdx.y, partition = blockIdx.z;
     const int n_partitions = gridDim.z;
@@ -83,9 +109,9 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
         const int t = step + group;
         float dot = 0.0f;
         if (t < end) {
-            float kv8[8];
-            unpack_half8(load_half8(page_row(kv.k, table, t, head, kv.n_head, kv.block_size, part)), kv8);
-            for (int i = 0; i < 8; i++) dot += qv[i] * kv8[i];
+            float k8[8];
+            load_row_part(k_rows, page_row(table, t, head, kv.n_head, kv.block_size), part, k8);
+            for (int i = 0; i < 8; i++) dot += qv[i] * k8[i];
         }
         const float score = row_sum(dot) * SCORE_SCALE;
         if (t < end) {
@@ -105,7 +131,7 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int t = begin + group; t < end; t += ROWS_PER_STEP) {
         float v8[8];
-        unpack_half8(load_half8(page_row(kv.v, table, t, head, kv.n_head, kv.block_size, part)), v8);
+        load_row_part(v_rows, page_row(table, t, head, kv.n_head, kv.block_size), part, v8);
         const float p = scores[t - begin];
         for (int i = 0; i < 8; i++) acc[i] += p * v8[i];
     }
@@ -154,6 +180,14 @@ attention_decode_reduce_kernel(__half *out /* [n_seqs, n_head * 64] */,
 
 static int decode_partitions(int max_seq_len) { return CEIL_DIV(max_seq_len, PARTITION_TOKENS); }
 
+/* The pages of kv's format are there and aligned for their loads (16 bytes fp16, 8 int8). */
+static bool kv_pages_ok(const paged_kv_layer &kv) {
+    if (kv.format == PAGED_KV_FP16)
+        return kv.k && kv.v && (uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0;
+    return kv.format == PAGED_KV_INT8 && kv.k_codes && kv.v_codes && kv.k_scales && kv.v_scales &&
+           (uintptr_t)kv.k_codes % 8 == 0 && (uintptr_t)kv.v_codes % 8 == 0;
+}
+
 extern "C" size_t attention_decode_workspace_bytes(int n_seqs, int n_head, int max_seq_len) {
     const int n_partitions = decode_partitions(max_seq_len);
     if (n_partitions <= 1) return 0;
@@ -168,9 +202,10 @@ extern "C" void launch_attention_decode(gpt2_f16 *out, float *workspace, size_t 
     LAUNCH_REQUIRE(n_seqs >= 1 && kv.n_head >= 1 && max_seq_len >= 1, op);
     LAUNCH_REQUIRE(kv.block_size >= 1 && kv.max_blocks_per_seq >= 1, op);
     LAUNCH_REQUIRE(max_seq_len <= kv.max_blocks_per_seq * kv.block_size, op);
-    LAUNCH_REQUIRE(out && q && kv.k && kv.v && kv.block_tables && seq_lens, op);
+    LAUNCH_REQUIRE(out && q && kv.block_tables && seq_lens, op);
+    LAUNCH_REQUIRE(kv_pages_ok(kv), op);
     LAUNCH_REQUIRE(q_stride >= kv.n_head * HEAD_SIZE && q_stride % 8 == 0, op);
-    LAUNCH_REQUIRE((uintptr_t)q % 16 == 0 && (uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0, op);
+    LAUNCH_REQUIRE((uintptr_t)q % 16 == 0, op);
     const int n_partitions = decode_partitions(max_seq_len);
     LAUNCH_REQUIRE(workspace_bytes >= attention_decode_workspace_bytes(n_seqs, kv.n_head, max_seq_len), op);
     LAUNCH_REQUIRE(n_partitions == 1 || workspace != NULL, op);
@@ -179,8 +214,17 @@ extern "C" void launch_attention_decode(gpt2_f16 *out, float *workspace, size_t 
     float *partial_max = n_partitions > 1 ? workspace + n_slots * HEAD_SIZE : NULL;
     float *partial_sum = n_partitions > 1 ? partial_max + n_slots : NULL;
     const dim3 grid((unsigned)kv.n_head, (unsigned)n_seqs, (unsigned)n_partitions);
-    LAUNCH_KERNEL(attention_decode_partition_kernel, grid, THREADS, 0, stream, (__half *)out,
-                  partial_out, partial_max, partial_sum, (const __half *)q, q_stride, kv, seq_lens);
+    if (kv.format == PAGED_KV_INT8) {
+        const int8_rows k_rows = {kv.k_codes, kv.k_scales}, v_rows = {kv.v_codes, kv.v_scales};
+        LAUNCH_KERNEL(attention_decode_partition_kernel<int8_rows>, grid, THREADS, 0, stream,
+                      (__half *)out, partial_out, partial_max, partial_sum, (const __half *)q,
+                      q_stride, k_rows, v_rows, kv, seq_lens);
+    } else {
+        const fp16_rows k_rows = {kv.k}, v_rows = {kv.v};
+        LAUNCH_KERNEL(attention_decode_partition_kernel<fp16_rows>, grid, THREADS, 0, stream,
+                      (__half *)out, partial_out, partial_max, partial_sum, (const __half *)q,
+                      q_stride, k_rows, v_rows, kv, seq_lens);
+    }
     LAUNCH_CHECK("attention_decode_partition", stream);
     if (n_partitions == 1) return;
     LAUNCH_KERNEL(attention_decode_reduce_kernel, dim3((unsigned)kv.n_head, (unsigned)n_seqs),

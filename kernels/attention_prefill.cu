@@ -17,6 +17,10 @@
  *      of p . V for its 8 queries.
  * At the end out = acc / l, as fp16. Plain SIMT fp32 FMAs; a tensor-core (mma) version is the
  * planned speed-up once it can be measured against this one.
+ *
+ * Both page formats run the same kernel, templated on how a row is staged: FP16 pages as they
+ * are (halves in shared memory), INT8 pages dequantized to code * scale in fp32 right after the
+ * 8-byte load of 8 codes and staged as fp32, so the int8 path rounds nothing.
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,42 +37,96 @@
 #define QUERIES_PER_WARP 8
 #define QUERY_TILE (WARPS * QUERIES_PER_WARP) /* 32 */
 #define KEY_TILE 32                           /* one key per lane */
-#define K_ROW_STRIDE (HEAD_SIZE + 2)          /* halves; lane j reads row j: odd word stride, no bank conflicts */
+#define K_ROW_STRIDE (HEAD_SIZE + 2)          /* lane j reads row j: no bank conflicts (halves: odd
+                                                 word stride; floats: 8-byte reads, even stride) */
 #define SCORE_SCALE 0.125f                    /* 1 / sqrt(HEAD_SIZE) */
 
 /* ---- kernels ---- */
 
-/* Position t's 64-wide row of one head in a layer's pages. */
-static __device__ __forceinline__ const __half *page_row(const __half *pages /* [blocks, H, B, 64] */,
-                                                         const int32_t *table /* [max_blocks] */,
-                                                         int t, int head, int n_head, int block_size) {
+/* Position t's page row of one head: block table[t / B], offset t % B. */
+static __device__ __forceinline__ int64_t page_row(const int32_t *table /* [max_blocks] */, int t,
+                                                   int head, int n_head, int block_size) {
     const int64_t block = table[t / block_size]; /* 64-bit before any stride multiplication */
-    return pages + ((block * n_head + head) * block_size + t % block_size) * HEAD_SIZE;
+    return (block * n_head + head) * block_size + t % block_size;
+}
+
+/* K and V of a layer in fp16 pages, staged into shared memory as halves. */
+struct fp16_rows {
+    typedef __half tile_t;
+    const __half *k, *v; /* [num_blocks, n_head, block_size, 64] */
+};
+
+/* K and V of a layer in int8 pages with a scale per row, staged dequantized as fp32. */
+struct int8_rows {
+    typedef float tile_t;
+    const int8_t *k_codes, *v_codes;   /* [num_blocks, n_head, block_size, 64] */
+    const __half *k_scales, *v_scales; /* [num_blocks, n_head, block_size] */
+};
+
+/* Columns [col, col + 8) of K and V page row `row` into tile rows. */
+static __device__ __forceinline__ void stage_chunk(__half *k_dst /* [8], 4-byte aligned */,
+                                                   __half *v_dst /* [8], 16-byte aligned */,
+                                                   const fp16_rows &src, int64_t row, int col) {
+    const half8 k = load_half8(src.k + row * HEAD_SIZE + col);
+    const half8 v = load_half8(src.v + row * HEAD_SIZE + col);
+    for (int j = 0; j < 4; j++) /* 4-byte stores: K rows are only 4-byte aligned */
+        *reinterpret_cast<__half2 *>(k_dst + 2 * j) = k.h[j];
+    store_half8(v_dst, v);
+}
+
+static __device__ __forceinline__ void stage_chunk(float *k_dst /* [8], 8-byte aligned */,
+                                                   float *v_dst /* [8], 16-byte aligned */,
+                                                   const int8_rows &src, int64_t row, int col) {
+    const int64_t at = row * HEAD_SIZE + col;
+    float k[8], v[8];
+    dequantize_int8x8(load_int8x8(src.k_codes + at), __half2float(src.k_scales[row]), k);
+    dequantize_int8x8(load_int8x8(src.v_codes + at), __half2float(src.v_scales[row]), v);
+    for (int j = 0; j < 4; j++) /* 8-byte stores: K rows are only 8-byte aligned */
+        *reinterpret_cast<float2 *>(k_dst + 2 * j) = make_float2(k[2 * j], k[2 * j + 1]);
+    for (int j = 0; j < 8; j += 4)
+        *reinterpret_cast<float4 *>(v_dst + j) = make_float4(v[j], v[j + 1], v[j + 2], v[j + 3]);
+}
+
+/* Zeros for tile rows past the keys (T() is 0 for __half and float). */
+template <class T>
+static __device__ __forceinline__ void zero_chunk(T *k_dst /* [8] */, T *v_dst /* [8] */) {
+    for (int i = 0; i < 8; i++) k_dst[i] = v_dst[i] = T();
+}
+
+/* Two consecutive tile values as floats. */
+static __device__ __forceinline__ float2 load_pair(const __half *p /* [2], 4-byte aligned */) {
+    return __half22float2(*reinterpret_cast<const __half2 *>(p));
+}
+
+static __device__ __forceinline__ float2 load_pair(const float *p /* [2], 8-byte aligned */) {
+    return *reinterpret_cast<const float2 *>(p);
 }
 
 /* Stages keys [first, first + KEY_TILE) of one head into shared memory; rows past n_keys are 0. */
-static __device__ void stage_key_tile(__half (*k_tile)[K_ROW_STRIDE], __half (*v_tile)[HEAD_SIZE],
-                                      const paged_kv_layer &kv, const int32_t *table, int head,
-                                      int first, int n_keys) {
+template <class T, class Rows>
+static __device__ void stage_key_tile(T (*k_tile)[K_ROW_STRIDE], T (*v_tile)[HEAD_SIZE],
+                                      const Rows &src, const paged_kv_layer &kv,
+                                      const int32_t *table, int head, int first, int n_keys) {
     for (int chunk = threadIdx.x; chunk < KEY_TILE * HEAD_SIZE / 8; chunk += THREADS) {
         const int row = chunk / (HEAD_SIZE / 8), col = chunk % (HEAD_SIZE / 8) * 8;
         const int t = first + row;
-        half8 k = {}, v = {};
-        if (t < n_keys) {
-            k = load_half8(page_row(kv.k, table, t, head, kv.n_head, kv.block_size) + col);
-            v = load_half8(page_row(kv.v, table, t, head, kv.n_head, kv.block_size) + col);
-        }
-        for (int j = 0; j < 4; j++) /* 4-byte stores: K rows are only 4-byte aligned */
-            *reinterpret_cast<__half2 *>(&k_tile[row][col + 2 * j]) = k.h[j];
-        store_half8(&v_tile[row][col], v);
+        if (t < n_keys)
+            stage_chunk(&k_tile[row][col], &v_tile[row][col], src,
+                        page_row(table, t, head, kv.n_head, kv.block_size), col);
+        else
+            zero_chunk(&k_tile[row][col], &v_tile[row][col]);
     }
 }
 
+/* Rows: fp16_rows or int8_rows, K and V of the layer whose tables and geometry kv gives. */
+template <class Rows>
 static __global__ void __launch_bounds__(THREADS)
 attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_stride,
                          const __half *q /* [n_tokens, q_stride], head h at h * 64 */, int q_stride,
-                         paged_kv_layer kv, const int32_t *query_starts /* [n_seqs + 1] */,
+                         Rows src, paged_kv_layer kv,
+                         const int32_t *query_starts /* [n_seqs + 1] */,
                          const int32_t *context_lens /* [n_seqs] */) {
+    typedef typename Rows::tile_t T;
     const int head = blockIdx.x, tile = blockIdx.y, seq = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row0 = query_starts[seq], n_new = query_starts[seq + 1] - row0;
@@ -81,8 +139,8 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
     const int32_t *table = kv.block_tables + (int64_t)seq * kv.max_blocks_per_seq;
 
     __shared__ float q_tile[QUERY_TILE][HEAD_SIZE];
-    __shared__ __half k_tile[KEY_TILE][K_ROW_STRIDE];
-    __shared__ __align__(16) __half v_tile[KEY_TILE][HEAD_SIZE];
+    __shared__ __align__(16) T k_tile[KEY_TILE][K_ROW_STRIDE];
+    __shared__ __align__(16) T v_tile[KEY_TILE][HEAD_SIZE];
     __shared__ float p_tile[WARPS][QUERIES_PER_WARP][KEY_TILE];
     for (int i = threadIdx.x; i < QUERY_TILE * HEAD_SIZE; i += THREADS) {
         const int qi = i / HEAD_SIZE, d = i % HEAD_SIZE;
@@ -101,13 +159,13 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
 
     for (int key0 = 0; key0 < n_keys; key0 += KEY_TILE) {
         __syncthreads(); /* the previous tile is consumed (and q_tile written, the first time) */
-        stage_key_tile(k_tile, v_tile, kv, table, head, key0, n_keys);
+        stage_key_tile(k_tile, v_tile, src, kv, table, head, key0, n_keys);
         __syncthreads();
 
         float score[QUERIES_PER_WARP];
         for (int i = 0; i < QUERIES_PER_WARP; i++) score[i] = 0.0f;
         for (int d = 0; d < HEAD_SIZE; d += 2) {
-            const float2 k = __half22float2(*reinterpret_cast<const __half2 *>(&k_tile[lane][d]));
+            const float2 k = load_pair(&k_tile[lane][d]);
             for (int i = 0; i < QUERIES_PER_WARP; i++)
                 score[i] += q_tile[my_first + i][d] * k.x + q_tile[my_first + i][d + 1] * k.y;
         }
@@ -128,7 +186,7 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
         }
         __syncwarp();
         for (int j = 0; j < KEY_TILE; j++) {
-            const float2 v = __half22float2(*reinterpret_cast<const __half2 *>(&v_tile[j][2 * lane]));
+            const float2 v = load_pair(&v_tile[j][2 * lane]);
             for (int i = 0; i < QUERIES_PER_WARP; i++) {
                 acc[i][0] += p_tile[warp][i][j] * v.x;
                 acc[i][1] += p_tile[warp][i][j] * v.y;
@@ -148,6 +206,14 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
 
 /* ---- launchers ---- */
 
+/* The pages of kv's format are there and aligned for their loads (16 bytes fp16, 8 int8). */
+static bool kv_pages_ok(const paged_kv_layer &kv) {
+    if (kv.format == PAGED_KV_FP16)
+        return kv.k && kv.v && (uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0;
+    return kv.format == PAGED_KV_INT8 && kv.k_codes && kv.v_codes && kv.k_scales && kv.v_scales &&
+           (uintptr_t)kv.k_codes % 8 == 0 && (uintptr_t)kv.v_codes % 8 == 0;
+}
+
 extern "C" void launch_attention_prefill(gpt2_f16 *out, int out_stride, const gpt2_f16 *q,
                                          int q_stride, paged_kv_layer kv,
                                          const int32_t *query_starts, const int32_t *context_lens,
@@ -155,12 +221,19 @@ extern "C" void launch_attention_prefill(gpt2_f16 *out, int out_stride, const gp
     const char *op = "attention_prefill";
     LAUNCH_REQUIRE(n_seqs >= 1 && max_new_tokens >= 1 && kv.n_head >= 1, op);
     LAUNCH_REQUIRE(kv.block_size >= 1 && kv.max_blocks_per_seq >= 1, op);
-    LAUNCH_REQUIRE(out && q && kv.k && kv.v && kv.block_tables && query_starts && context_lens, op);
+    LAUNCH_REQUIRE(out && q && kv.block_tables && query_starts && context_lens, op);
+    LAUNCH_REQUIRE(kv_pages_ok(kv), op);
     LAUNCH_REQUIRE(q_stride >= kv.n_head * HEAD_SIZE && out_stride >= kv.n_head * HEAD_SIZE, op);
     LAUNCH_REQUIRE(out_stride % 2 == 0 && (uintptr_t)out % 4 == 0, op);
-    LAUNCH_REQUIRE((uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0, op);
     const dim3 grid((unsigned)kv.n_head, (unsigned)CEIL_DIV(max_new_tokens, QUERY_TILE), (unsigned)n_seqs);
-    LAUNCH_KERNEL(attention_prefill_kernel, grid, THREADS, 0, stream, (__half *)out, out_stride,
-                  (const __half *)q, q_stride, kv, query_starts, context_lens);
+    if (kv.format == PAGED_KV_INT8) {
+        const int8_rows src = {kv.k_codes, kv.v_codes, kv.k_scales, kv.v_scales};
+        LAUNCH_KERNEL(attention_prefill_kernel<int8_rows>, grid, THREADS, 0, stream, (__half *)out,
+                      out_stride, (const __half *)q, q_stride, src, kv, query_starts, context_lens);
+    } else {
+        const fp16_rows src = {kv.k, kv.v};
+        LAUNCH_KERNEL(attention_prefill_kernel<fp16_rows>, grid, THREADS, 0, stream, (__half *)out,
+                      out_stride, (const __half *)q, q_stride, src, kv, query_starts, context_lens);
+    }
     LAUNCH_CHECK("attention_prefill", stream);
 }

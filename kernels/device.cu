@@ -9,3 +9,9 @@ extern "C" int gpt2_cuda_device_count(void) {
     }
     return count;
 }
+
+extern "C" int gpt2_cuda_set_device(int device) {
+    if (cudaSetDevice(device) == cudaSuccess) return 0;
+    cudaGetLastError();
+    return -1;
+}

@@ -1,7 +1,10 @@
 /*
- * Skinny GEMM for decode: y[b, n] = epilogue(sum_k x[b, k] * w[n, k] + bias[n]) (bias optional) for 1 to 8 rows
- * of x, the shape of one decode step at small batch (QKV, attention out, MLP fc and proj, and
- * the LM head).
+ * Skinny GEMM for decode: y[b, n] = epilogue(sum_k x[b, k] * w[n, k] + bias[n]) (bias optional)
+ * for the rows of x, the shape of one decode step (QKV, attention out, MLP fc and proj, and the
+ * LM head). A block takes up to 8 rows (blockIdx.y picks which 8), the shape it is built for.
+ * Every row's arithmetic is the same whatever the number of rows, so a decode step's results do
+ * not depend on the batch around a sequence; past 8 rows the weights are read once per 8 rows,
+ * mostly from L2.
  *
  * At these shapes the weight matrix is read once and every other byte is noise, so the kernel
  * is built to stream w at the copy bandwidth:
@@ -29,7 +32,8 @@
 #define OUTS_PER_WARP 2
 #define OUTS_PER_BLOCK (WARPS * OUTS_PER_WARP)
 #define K_STEP 256 /* 32 lanes x 8 halves */
-#define MAX_ROWS 8
+#define MAX_ROWS 8          /* rows per block */
+#define MAX_ROW_CHUNKS 65535 /* gridDim.y */
 
 /* ---- kernels ---- */
 
@@ -49,6 +53,10 @@ gemv_kernel(Out *__restrict__ y /* [ROWS, y_stride] */, int y_stride,
             const __half *__restrict__ w /* [N, K] */, const __half *bias /* [N] or NULL */,
             const __half *residual /* [ROWS, residual_stride] or NULL */, int residual_stride,
             int K, int N, linear_epilogue epilogue) {
+    const int64_t first_row = (int64_t)blockIdx.y * ROWS;
+    x += first_row * x_stride;
+    y += first_row * y_stride;
+    if (residual) residual += first_row * residual_stride;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int n0 = (blockIdx.x * WARPS + warp) * OUTS_PER_WARP;
     if (n0 >= N) return; /* whole warps only: no block barrier in this kernel */
@@ -85,15 +93,16 @@ gemv_kernel(Out *__restrict__ y /* [ROWS, y_stride] */, int y_stride,
 
 /* ---- launchers ---- */
 
+/* `chunks` groups of `rows` rows (1..8), one grid row of blocks per group. */
 template <typename Out>
-static void launch_rows(int rows, Out *y, int y_stride, const __half *x, int x_stride,
-                        const __half *w, const __half *bias, const __half *residual,
-                        int residual_stride, int K, int N, linear_epilogue epilogue,
-                        cudaStream_t stream) {
-    const unsigned blocks = (unsigned)CEIL_DIV(N, OUTS_PER_BLOCK);
+static void launch_chunks(int rows, int chunks, Out *y, int y_stride, const __half *x,
+                          int x_stride, const __half *w, const __half *bias,
+                          const __half *residual, int residual_stride, int K, int N,
+                          linear_epilogue epilogue, cudaStream_t stream) {
+    const dim3 grid((unsigned)CEIL_DIV(N, OUTS_PER_BLOCK), (unsigned)chunks);
 #define GEMV_CASE(R)                                                                             \
     case R:                                                                                      \
-        LAUNCH_KERNEL((gemv_kernel<R, Out>), blocks, THREADS, 0, stream, y, y_stride, x, x_stride, \
+        LAUNCH_KERNEL((gemv_kernel<R, Out>), grid, THREADS, 0, stream, y, y_stride, x, x_stride, \
                       w, bias, residual, residual_stride, K, N, epilogue);                       \
         break
     switch (rows) {
@@ -103,11 +112,28 @@ static void launch_rows(int rows, Out *y, int y_stride, const __half *x, int x_s
 #undef GEMV_CASE
 }
 
+/* Every full group of 8 rows in one launch, then the remaining rows in another. */
+template <typename Out>
+static void launch_rows(int rows, Out *y, int y_stride, const __half *x, int x_stride,
+                        const __half *w, const __half *bias, const __half *residual,
+                        int residual_stride, int K, int N, linear_epilogue epilogue,
+                        cudaStream_t stream) {
+    const int full = rows / MAX_ROWS, tail = rows % MAX_ROWS;
+    if (full > 0)
+        launch_chunks<Out>(MAX_ROWS, full, y, y_stride, x, x_stride, w, bias, residual,
+                           residual_stride, K, N, epilogue, stream);
+    if (tail == 0) return;
+    const int64_t done = (int64_t)full * MAX_ROWS;
+    launch_chunks<Out>(tail, 1, y + done * y_stride, y_stride, x + done * x_stride, x_stride, w,
+                       bias, residual ? residual + done * residual_stride : NULL, residual_stride,
+                       K, N, epilogue, stream);
+}
+
 static void check_gemv(const char *op, int rows, const void *y, int y_stride, const gpt2_f16 *x,
                        int x_stride, const gpt2_f16 *w, const gpt2_f16 *bias,
                        const gpt2_f16 *residual, int residual_stride, int K, int N,
                        linear_epilogue epilogue) {
-    LAUNCH_REQUIRE(rows >= 1 && rows <= MAX_ROWS, op);
+    LAUNCH_REQUIRE(rows >= 1 && rows / MAX_ROWS <= MAX_ROW_CHUNKS, op);
     LAUNCH_REQUIRE(K >= 8 && K % 8 == 0 && N >= 1, op);
     LAUNCH_REQUIRE(y && x && w && y_stride >= N && x_stride >= K && x_stride % 8 == 0, op);
     LAUNCH_REQUIRE((uintptr_t)x % 16 == 0 && (uintptr_t)w % 16 == 0, op);

@@ -28,23 +28,40 @@ extern "C" {
 /* ---- the paged KV pool as kernels see it (cache/ owns the bookkeeping) ---- */
 
 /*
+ * How a layer's K and V pages are stored. INT8 is cache/kv_quant.h's format: int8 codes in the
+ * fp16 page layout, and one fp16 scale per (token, head) row beside them, addressed by the same
+ * block id; a row's values are code * scale in fp32. Zero is FP16, so a layer set up without
+ * naming its format is FP16.
+ */
+typedef enum { PAGED_KV_FP16 = 0, PAGED_KV_INT8 = 1 } paged_kv_format;
+
+/*
  * One layer of the paged KV pool, as the attention kernels read it. A block id names one page
  * of this layer; the table row of sequence s maps its logical blocks to block ids (int32 ids,
  * widened to 64 bits before any stride multiplication). Per-layer tables may alias one table.
+ * FP16 pages are 16-byte aligned, INT8 codes 8-byte aligned; the pointers of the other format
+ * are not read (they may be NULL).
  */
 typedef struct {
-    const gpt2_f16 *k;           /* [num_blocks, n_head, block_size, 64] this layer's K pages */
-    const gpt2_f16 *v;           /* [num_blocks, n_head, block_size, 64] this layer's V pages */
+    const gpt2_f16 *k;           /* FP16: [num_blocks, n_head, block_size, 64] K pages */
+    const gpt2_f16 *v;           /* FP16: [num_blocks, n_head, block_size, 64] V pages */
     const int32_t *block_tables; /* [n_seqs, max_blocks_per_seq] block id of each logical block */
     int max_blocks_per_seq;
     int block_size;              /* tokens per page */
     int n_head;                  /* heads of 64 */
+    paged_kv_format format;      /* PAGED_KV_FP16 (0) or PAGED_KV_INT8 */
+    const int8_t *k_codes;       /* INT8: [num_blocks, n_head, block_size, 64] K codes */
+    const int8_t *v_codes;       /* INT8: [num_blocks, n_head, block_size, 64] V codes */
+    const gpt2_f16 *k_scales;    /* INT8: [num_blocks, n_head, block_size] scale of each K row */
+    const gpt2_f16 *v_scales;    /* INT8: [num_blocks, n_head, block_size] scale of each V row */
 } paged_kv_layer;
 
 /* ---- device.cu: the device, as the host driver needs to know it ---- */
 
 /* Number of usable CUDA devices; 0 when there is no device or no driver. */
 int gpt2_cuda_device_count(void);
+/* Makes device `device` current for this thread. Returns 0, or -1 when it cannot be used. */
+int gpt2_cuda_set_device(int device);
 
 /* ---- convert.cu: checkpoint dtypes to the engine's fp16 weights ---- */
 
@@ -64,6 +81,7 @@ void launch_convert_to_f16(gpt2_f16 *out /* [n] */, const void *in /* [n] */, co
  * positions context_lens[s] - n_new + i, whose K and V (with every earlier position's) are
  * already in the pages. Each query attends causally to positions [0, its own]. max_new_tokens
  * bounds every n_new (it sizes the grid). fp32 online softmax and accumulation; fp16 out.
+ * Pages of either format (kv.format); INT8 rows are dequantized in registers as they are loaded.
  */
 void launch_attention_prefill(gpt2_f16 *out /* [n_tokens, out_stride], head h at h * 64 */,
                               int out_stride,
@@ -73,7 +91,7 @@ void launch_attention_prefill(gpt2_f16 *out /* [n_tokens, out_stride], head h at
                               const int32_t *context_lens /* [n_seqs] cached + new tokens */,
                               int n_seqs, int max_new_tokens, cudaStream_t stream);
 
-/* ---- gemv.cu: the skinny GEMMs of a decode step (1 to 8 rows) ---- */
+/* ---- gemv.cu: the skinny GEMMs of a decode step (built for 1 to 8 rows, takes any number) ---- */
 
 /*
  * What follows the bias in a fused linear layer (GEMV here, cuBLASLt in gemm.c): nothing, GPT-2's
@@ -82,10 +100,12 @@ void launch_attention_prefill(gpt2_f16 *out /* [n_tokens, out_stride], head h at
 typedef enum { LINEAR_PLAIN, LINEAR_GELU, LINEAR_RESIDUAL } linear_epilogue;
 
 /*
- * y[r, n] = epilogue(bias[n] + sum_k x[r, k] * w[n, k]) for r < rows (1..8), n < N; bias may be
- * NULL; LINEAR_RESIDUAL adds residual[r, n] last (y may be residual itself: each element is read
+ * y[r, n] = epilogue(bias[n] + sum_k x[r, k] * w[n, k]) for r < rows, n < N; bias may be NULL;
+ * LINEAR_RESIDUAL adds residual[r, n] last (y may be residual itself: each element is read
  * before it is written by the same thread). Weights are output-major, w[n, k] = Conv1D weight
- * [k, n]. K % 8 == 0; x, w 16-byte aligned. fp32 accumulation, fp16 out.
+ * [k, n]. K % 8 == 0; x, w 16-byte aligned. fp32 accumulation, fp16 out. Built for 1 to 8 rows
+ * (the weights are streamed once); more rows go in groups of 8, and each row's result is
+ * bit-identical whatever `rows` is: a decode step is batch-invariant.
  */
 void launch_gemv_f16(gpt2_f16 *y /* [rows, y_stride] */, int y_stride,
                      const gpt2_f16 *x /* [rows, x_stride] */, int x_stride,
@@ -140,6 +160,55 @@ void launch_kv_write_fp16(gpt2_f16 *k_pages /* [num_blocks, n_head, block_size, 
                           const int64_t *slot_mapping /* [n_tokens] */, int n_tokens, int n_head,
                           int block_size, int num_blocks, cudaStream_t stream);
 
+/* ---- kv_quant.cu: INT8 KV: the fused write, the unfused path's quantize and dequantize ---- */
+
+/*
+ * launch_kv_write_fp16's contract (the same slots, -1 and slots past the pool skipped), with K
+ * and V stored in the INT8 format: each (token, head) row of 64 values quantized as
+ * kv_quantize_head does it, bit for bit, on its way into the pages. No fp16 copy is made.
+ */
+void launch_kv_write_int8(int8_t *k_codes /* [num_blocks, n_head, block_size, 64] */,
+                          gpt2_f16 *k_scales /* [num_blocks, n_head, block_size] */,
+                          int8_t *v_codes /* [num_blocks, n_head, block_size, 64] */,
+                          gpt2_f16 *v_scales /* [num_blocks, n_head, block_size] */,
+                          const gpt2_f16 *qkv /* [n_tokens, qkv_stride] */, int qkv_stride,
+                          const int64_t *slot_mapping /* [n_tokens] */, int n_tokens, int n_head,
+                          int block_size, int num_blocks, cudaStream_t stream);
+
+/*
+ * The unfused path's quantize, after launch_kv_write_fp16 wrote the tokens' rows into fp16
+ * pages: for each token i, the K and V rows of every head at slot src_slots[i] of the fp16 pages
+ * are quantized (as kv_quantize_head) into slot dst_slots[i] of the int8 pages. A token is
+ * skipped when either slot is -1 or past its pages. Both page sets have block_size and n_head;
+ * the fp16 ones may be a scratch set for the batch only (src_slots[i] = i, say) or pool-sized
+ * (src_slots = dst_slots).
+ */
+void launch_kv_quantize(int8_t *k_codes /* [num_blocks, n_head, block_size, 64] */,
+                        gpt2_f16 *k_scales /* [num_blocks, n_head, block_size] */,
+                        int8_t *v_codes /* [num_blocks, n_head, block_size, 64] */,
+                        gpt2_f16 *v_scales /* [num_blocks, n_head, block_size] */, int num_blocks,
+                        const gpt2_f16 *k_pages /* [num_src_blocks, n_head, block_size, 64] */,
+                        const gpt2_f16 *v_pages /* [num_src_blocks, n_head, block_size, 64] */,
+                        int num_src_blocks, const int64_t *src_slots /* [n_tokens] */,
+                        const int64_t *dst_slots /* [n_tokens] */, int n_tokens, int n_head,
+                        int block_size, cudaStream_t stream);
+
+/*
+ * The unfused path's dequantize: positions [0, seq_lens[s]) of each sequence s, read from the
+ * INT8 layer kv through its block table, written as fp16 (code * scale rounded to nearest) into
+ * the same offset of block out_tables[s, b] of the fp16 pages k_out, v_out. Then the fp16
+ * attention runs on (paged_kv_layer){.k = k_out, .v = v_out, .block_tables = out_tables, ...}
+ * with kv's geometry. out_tables may be kv.block_tables itself (pool-sized k_out, v_out) or a
+ * compact numbering of a scratch buffer; an id outside [0, num_out_blocks) is skipped. Rows past
+ * a sequence's length are left as they are. seq_lens[s] <= max_seq_len; n_seqs <= 65535.
+ */
+void launch_kv_dequantize(gpt2_f16 *k_out /* [num_out_blocks, n_head, block_size, 64] */,
+                          gpt2_f16 *v_out /* [num_out_blocks, n_head, block_size, 64] */,
+                          const int32_t *out_tables /* [n_seqs, kv.max_blocks_per_seq] */,
+                          int num_out_blocks, paged_kv_layer kv /* format PAGED_KV_INT8 */,
+                          const int32_t *seq_lens /* [n_seqs] */, int n_seqs, int max_seq_len,
+                          cudaStream_t stream);
+
 /* ---- attention_decode.cu: one new token per sequence against its paged K and V ---- */
 
 /* Bytes of workspace launch_attention_decode needs (0 when max_seq_len fits one partition). */
@@ -149,7 +218,8 @@ size_t attention_decode_workspace_bytes(int n_seqs, int n_head, int max_seq_len)
  * out[s, h*64 : h*64+64] = softmax(q_s,h . K_s,h^T / 8) V_s,h over positions [0, seq_lens[s]) of
  * sequence s, K and V read from the pages (the new token's K/V already written there).
  * seq_lens[s] <= max_seq_len for every s (the grid is sized by max_seq_len); a length of 0 gives
- * a zero row. fp32 scores, softmax and accumulation; fp16 out.
+ * a zero row. fp32 scores, softmax and accumulation; fp16 out. Pages of either format
+ * (kv.format); INT8 rows are dequantized in registers as they are loaded.
  */
 void launch_attention_decode(gpt2_f16 *out /* [n_seqs, n_head * 64] */,
                              float *workspace /* [attention_decode_workspace_bytes / 4] */,

@@ -1,15 +1,19 @@
 #include "tests/gpu_test_util.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "cache/kv_quant.h"
 #include "kernels/cuda_check.h"
 #include "kernels/half.h"
 #include "model/sampler.h"
 
 #define HEAD 64
 #define NAN_BITS 0x7FFFu
+#define POISON_CODE 127
 #define NO_BLOCK 0x7FFF7FFF
 
 static void *checked_malloc(size_t bytes) {
@@ -113,5 +117,71 @@ void paged_kv_fixture_rows(const paged_kv_fixture *f, int seq, int n_tokens, flo
                 k[(size_t)t * C + h * HEAD + d] = half_to_float(f->k_pages[src]);
                 v[(size_t)t * C + h * HEAD + d] = half_to_float(f->v_pages[src]);
             }
+    }
+}
+
+/* Quantizes the fp16 row pages[row] of 64 values, times `factor`, into codes[row], scales[row]. */
+static void quantize_page_row(int8_t *codes /* [rows, 64] */, uint16_t *scales /* [rows] */,
+                              const uint16_t *pages /* [rows, 64] */, size_t row, float factor) {
+    float x[HEAD];
+    for (int d = 0; d < HEAD; d++) x[d] = half_to_float(pages[row * HEAD + d]) * factor;
+    kv_quantize_head(codes + row * HEAD, &scales[row], x);
+}
+
+/* 2^u for u uniform in [-2, 2]. */
+static float random_row_factor(uint64_t *rng) {
+    return exp2f(4.0f * sampler_next_uniform(rng) - 2.0f);
+}
+
+void paged_kv_int8_fixture_create(paged_kv_int8_fixture *q, const paged_kv_fixture *f,
+                                  uint64_t *rng) {
+    const size_t page_rows = (size_t)f->n_head * f->block_size;
+    const size_t rows = (size_t)f->num_blocks * page_rows, elems = rows * HEAD;
+    q->k_codes = checked_malloc(elems);
+    q->v_codes = checked_malloc(elems);
+    q->k_scales = checked_malloc(rows * 2);
+    q->v_scales = checked_malloc(rows * 2);
+    memset(q->k_codes, POISON_CODE, elems);
+    memset(q->v_codes, POISON_CODE, elems);
+    for (size_t r = 0; r < rows; r++) q->k_scales[r] = q->v_scales[r] = NAN_BITS;
+    for (int i = 0; i < f->n_seqs * f->max_blocks_per_seq; i++) {
+        if (f->tables[i] == NO_BLOCK) continue;
+        for (size_t r = 0; r < page_rows; r++) {
+            const size_t row = (size_t)f->tables[i] * page_rows + r;
+            quantize_page_row(q->k_codes, q->k_scales, f->k_pages, row, random_row_factor(rng));
+            quantize_page_row(q->v_codes, q->v_scales, f->v_pages, row, random_row_factor(rng));
+        }
+    }
+    q->device = f->device;
+    q->device.k = q->device.v = NULL;
+    q->device.format = PAGED_KV_INT8;
+    q->device.k_codes = device_copy(q->k_codes, elems);
+    q->device.v_codes = device_copy(q->v_codes, elems);
+    q->device.k_scales = device_copy(q->k_scales, rows * 2);
+    q->device.v_scales = device_copy(q->v_scales, rows * 2);
+}
+
+void paged_kv_int8_fixture_destroy(paged_kv_int8_fixture *q) {
+    CUDA_CHECK(cudaFree((void *)q->device.k_codes));
+    CUDA_CHECK(cudaFree((void *)q->device.v_codes));
+    CUDA_CHECK(cudaFree((void *)q->device.k_scales));
+    CUDA_CHECK(cudaFree((void *)q->device.v_scales));
+    free(q->k_codes);
+    free(q->v_codes);
+    free(q->k_scales);
+    free(q->v_scales);
+}
+
+void paged_kv_int8_fixture_rows(const paged_kv_int8_fixture *q, const paged_kv_fixture *f, int seq,
+                                int n_tokens, float *k, float *v) {
+    const int C = f->n_head * HEAD, B = f->block_size;
+    for (int t = 0; t < n_tokens; t++) {
+        const int64_t block = f->tables[seq * f->max_blocks_per_seq + t / B];
+        for (int h = 0; h < f->n_head; h++) {
+            const size_t row = (size_t)((block * f->n_head + h) * B + t % B);
+            const size_t at = (size_t)t * C + h * HEAD;
+            kv_dequantize_head(k + at, q->k_codes + row * HEAD, q->k_scales[row]);
+            kv_dequantize_head(v + at, q->v_codes + row * HEAD, q->v_scales[row]);
+        }
     }
 }

@@ -44,4 +44,25 @@ void paged_kv_fixture_rows(const paged_kv_fixture *f, int seq, int n_tokens,
                            float *k /* [n_tokens, n_head * 64] */,
                            float *v /* [n_tokens, n_head * 64] */);
 
+/*
+ * The same pool in the INT8 format (cache/kv_quant.h): every row of f's owned pages, times a
+ * random factor in [1/4, 4] (so that rows have scales of their own), quantized by
+ * kv_quantize_head on the host. Rows of pages nobody owns hold code 127 and a NaN scale, so a
+ * read outside a sequence's pages shows up. device is the INT8 layer, on f's device tables.
+ */
+typedef struct {
+    int8_t *k_codes, *v_codes;     /* [num_blocks, n_head, block_size, 64] host copies */
+    uint16_t *k_scales, *v_scales; /* [num_blocks, n_head, block_size] host copies */
+    paged_kv_layer device;
+} paged_kv_int8_fixture;
+
+void paged_kv_int8_fixture_create(paged_kv_int8_fixture *q, const paged_kv_fixture *f,
+                                  uint64_t *rng);
+void paged_kv_int8_fixture_destroy(paged_kv_int8_fixture *q);
+
+/* Rows [0, n_tokens) of sequence seq dequantized (kv_dequantize_head), all heads side by side. */
+void paged_kv_int8_fixture_rows(const paged_kv_int8_fixture *q, const paged_kv_fixture *f, int seq,
+                                int n_tokens, float *k /* [n_tokens, n_head * 64] */,
+                                float *v /* [n_tokens, n_head * 64] */);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * launch_gemv_f16 / launch_gemv_f32_out against model/cpu_ops (cpu_matmul_bias, cpu_gelu_tanh,
- * cpu_add_inplace) on fresh random fp16 inputs, for 1 to 8 rows, every epilogue, GPT-2's real
- * decode shapes and odd N (a tail block), with padded row strides. Outputs are poisoned first and
+ * cpu_add_inplace) on fresh random fp16 inputs, for 1 to 8 rows and beyond (groups of 8), every
+ * epilogue, GPT-2's real decode shapes and odd N (a tail block), with padded row strides; and
+ * batch invariance (a row's bits do not depend on the rows beside it). Outputs are poisoned first and
  * the padding between rows must stay poisoned.
  *
  * Tolerance: both sides read the same fp16 inputs; the kernel sums in fp32 in another order than
@@ -109,6 +110,38 @@ static void check_f32_out(int rows, int K, int N, uint64_t *rng) {
     free(x), free(w), free(y), free(xf), free(wf), free(ref);
 }
 
+/*
+ * Batch invariance: each row of a many-row call (groups of 8 and a tail) is bit-identical to
+ * the same row computed alone, so a decode step's result does not depend on its batch.
+ */
+static void check_batch_invariance(int rows, int K, int N, uint64_t *rng) {
+    uint16_t *x = random_halves((size_t)rows * K, 1.0f, rng), *w = random_halves((size_t)N * K, 1.0f, rng);
+    uint16_t *bias = random_halves((size_t)N, 1.0f, rng);
+    gpt2_f16 *dx = device_copy(x, (size_t)rows * K * 2), *dw = device_copy(w, (size_t)N * K * 2);
+    gpt2_f16 *dbias = device_copy(bias, (size_t)N * 2), *dy_all, *dy_one;
+    CUDA_CHECK(cudaMalloc((void **)&dy_all, (size_t)rows * N * 2));
+    CUDA_CHECK(cudaMalloc((void **)&dy_one, (size_t)rows * N * 2));
+    CUDA_CHECK(cudaMemset(dy_all, 0xFF, (size_t)rows * N * 2));
+    CUDA_CHECK(cudaMemset(dy_one, 0xFF, (size_t)rows * N * 2));
+    launch_gemv_f16(dy_all, N, dx, K, dw, dbias, NULL, 0, rows, K, N, LINEAR_GELU, 0);
+    for (int r = 0; r < rows; r++)
+        launch_gemv_f16(dy_one + (size_t)r * N, N, dx + (size_t)r * K, K, dw, dbias, NULL, 0, 1, K,
+                        N, LINEAR_GELU, 0);
+    uint16_t *all = malloc((size_t)rows * N * 2), *one = malloc((size_t)rows * N * 2);
+    CUDA_CHECK(cudaMemcpy(all, dy_all, (size_t)rows * N * 2, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(one, dy_one, (size_t)rows * N * 2, cudaMemcpyDeviceToHost));
+    int differ = 0;
+    for (size_t i = 0; i < (size_t)rows * N; i++) differ += all[i] != one[i] || all[i] == 0xFFFF;
+    CHECK(differ == 0, "gemv rows %d: %d outputs differ from the same rows alone (or unwritten)",
+          rows, differ);
+    CUDA_CHECK(cudaFree(dx));
+    CUDA_CHECK(cudaFree(dw));
+    CUDA_CHECK(cudaFree(dbias));
+    CUDA_CHECK(cudaFree(dy_all));
+    CUDA_CHECK(cudaFree(dy_one));
+    free(x), free(w), free(bias), free(all), free(one);
+}
+
 int main(void) {
     if (gpt2_cuda_device_count() == 0) {
         printf("test_gemv_gpu: no CUDA device, skipped\n");
@@ -123,5 +156,8 @@ int main(void) {
     check_f16(8, 136, 33, LINEAR_PLAIN, &rng);
     check_f32_out(1, 128, 50257, &rng);           /* the LM head's vocabulary, a narrow model */
     check_f32_out(5, 64, 1001, &rng);
+    check_f16(21, 264, 70, LINEAR_RESIDUAL, &rng); /* two groups of 8 and a tail of 5 */
+    check_f32_out(16, 128, 333, &rng);
+    check_batch_invariance(19, 768, 96, &rng);
     return check_finish("test_gemv_gpu");
 }

@@ -1,19 +1,20 @@
 /*
- * The paged KV pool's bookkeeping, on the host: a block allocator and one block table per
- * sequence. The device memory it describes is laid out, per layer, as
+ * The paged KV pool's bookkeeping, on the host: a block allocator and, for each sequence, one
+ * block table per layer. A block is one layer's page of block_size tokens; its id indexes the
+ * pool's pages, which every layer shares. The device memory it describes is one allocation:
  *   FP16:  K pages:  [num_blocks][n_head][block_size][64]   fp16
  *          V pages:  [num_blocks][n_head][block_size][64]   fp16
  *   INT8:  K pages:  [num_blocks][n_head][block_size][64]   int8 codes
  *          K scales: [num_blocks][n_head][block_size]       fp16, one per token and head
  *          V pages and V scales: the same
- * with every layer's pages (and scales) in one allocation [n_layer][...]. Scales sit beside the
- * pages and are addressed by the same block id; cache/kv_quant.h defines the INT8 format.
- * A block holds block_size tokens of one sequence; its id indexes the same page in every layer,
- * so one block table serves all.
+ * Scales sit beside the pages and are addressed by the same block id; cache/kv_quant.h defines
+ * the INT8 format. A sequence's layer l holds its own blocks, listed in table l, so a layer can
+ * give pages back without the others (the per-layer budgets of later KV policies). Under the
+ * full policy every layer holds the same number of blocks: ceil(n_tokens / block_size).
  *
  * Running out of blocks is an ordinary outcome: a reservation either gets every block it asks
- * for or none, so the caller can make the sequence wait or refuse it. Nothing here touches
- * device memory, so it is all tested on the CPU.
+ * for, in every layer, or none, so the caller can make the sequence wait, preempt another, or
+ * refuse it. Nothing here touches device memory, so it is all tested on the CPU.
  */
 #ifndef GPT2_KV_POOL_H
 #define GPT2_KV_POOL_H
@@ -30,14 +31,18 @@ typedef struct {
     int n_layer;
     int n_head;
     int block_size; /* tokens per block */
-    int num_blocks;
+    int num_blocks; /* pages in the pool, all layers together */
     kv_format format; /* KV_FORMAT_FP16 or KV_FORMAT_INT8 on the GPU */
 } kv_pool_shape;
 
-/* Bytes of one block across all layers, K and V, in the shape's format (INT8: scales included). */
+/* Bytes of one block, one layer's page of K and V, in the shape's format (INT8: scales included). */
 size_t kv_pool_bytes_per_block(const kv_pool_shape *shape);
+/* Bytes one token of one sequence takes in every layer, K and V (INT8: scales included). */
+size_t kv_pool_bytes_per_token(const kv_pool_shape *shape);
 /* How many blocks a budget of bytes holds (0 when not even one fits). */
 int kv_pool_blocks_for_budget(const kv_pool_shape *shape, size_t budget_bytes);
+/* Tokens of one sequence that num_blocks blocks hold under the full policy (every layer). */
+int kv_pool_tokens_per_sequence(const kv_pool_shape *shape);
 
 typedef struct {
     kv_pool_shape shape;
@@ -50,20 +55,21 @@ typedef struct {
 int kv_block_allocator_create(kv_block_allocator *alloc, const kv_pool_shape *shape);
 void kv_block_allocator_destroy(kv_block_allocator *alloc);
 
-/* One sequence's blocks, in logical order, and how many token slots it has reserved. */
+/* One sequence's blocks, per layer in logical order, and how many token slots it has reserved. */
 typedef struct {
-    int32_t *block_ids; /* [capacity] physical block of each logical block */
+    int32_t *block_ids; /* [n_layer, capacity] physical block of each layer's logical block */
+    int *n_blocks;      /* [n_layer] blocks each layer holds */
+    int n_layer;
     int block_size;     /* tokens per block, as in the pool's shape */
-    int n_blocks;
-    int capacity;       /* most blocks this sequence may hold (its context limit) */
+    int capacity;       /* most blocks one layer may hold (the context limit) */
     int n_tokens;       /* token slots reserved: positions [0, n_tokens) */
 } kv_sequence;
 
 /*
- * max_tokens bounds the sequence (the model's context); block_size must be the pool's.
- * Returns 0, or -1 when either is below 1 or out of memory.
+ * n_layer and block_size must be the pool's; max_tokens bounds the sequence (the model's
+ * context). Returns 0, or -1 when any is below 1 or out of memory.
  */
-int kv_sequence_create(kv_sequence *seq, int max_tokens, int block_size);
+int kv_sequence_create(kv_sequence *seq, int n_layer, int max_tokens, int block_size);
 void kv_sequence_destroy(kv_sequence *seq);
 
 typedef enum {
@@ -72,13 +78,22 @@ typedef enum {
     KV_TOO_LONG = 2,   /* the sequence would pass its max_tokens: nothing changed */
 } kv_reserve_status;
 
-/* Reserves slots for n_new more tokens, all or nothing. The sequence must use the pool's block size. */
+/* Blocks (all layers) that reserving n_new more tokens would take from the pool. */
+int kv_sequence_blocks_needed(const kv_sequence *seq, int n_new);
+
+/*
+ * Reserves slots for n_new more tokens in every layer, all or nothing. The sequence must have
+ * the pool's block size and layer count.
+ */
 kv_reserve_status kv_sequence_reserve(kv_block_allocator *alloc, kv_sequence *seq, int n_new);
 
-/* Returns every block of the sequence to the pool at once and empties it. */
+/* Returns every block of the sequence, in every layer, to the pool at once and empties it. */
 void kv_sequence_release(kv_block_allocator *alloc, kv_sequence *seq);
 
-/* The pool slot (block_id * block_size + offset) of position pos, 0 <= pos < n_tokens. */
-int64_t kv_sequence_slot(const kv_sequence *seq, int pos);
+/* Layer `layer`'s block table: [capacity] ids, the first n_blocks[layer] valid. */
+const int32_t *kv_sequence_table(const kv_sequence *seq, int layer);
+
+/* The pool slot (block_id * block_size + offset) of position pos in a layer, 0 <= pos < n_tokens. */
+int64_t kv_sequence_slot(const kv_sequence *seq, int layer, int pos);
 
 #endif

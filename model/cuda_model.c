@@ -90,20 +90,25 @@ static void upload_layer(weight_uploader *u, const gpt2_layer_tensors *src, cuda
     dst->mlp_proj_b = upload(u, &src->mlp_proj_b, false);
 }
 
+/* cudaMalloc that reports, in err, what was needed and what was free. */
+static int device_alloc(void **ptr, size_t bytes, const char *what, char *err, size_t err_len) {
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (cudaMalloc(ptr, bytes) == cudaSuccess) return 0;
+    cudaGetLastError();
+    *ptr = NULL;
+    snprintf(err, err_len, "cuda backend: out of GPU memory for the %s: %zu bytes needed, %zu free",
+             what, bytes, free_bytes);
+    return -1;
+}
+
 static int upload_weights(cuda_weights *w, const gpt2_checkpoint *ckpt, cudaStream_t stream,
                           char *err, size_t err_len) {
     size_t largest = 0;
     w->bytes = weight_bytes(ckpt, &largest);
     w->layers = calloc((size_t)ckpt->config.n_layer, sizeof *w->layers);
     if (!w->layers) return snprintf(err, err_len, "cuda backend: out of host memory"), -1;
-    size_t free_bytes = 0, total_bytes = 0;
-    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    if (cudaMalloc(&w->storage, w->bytes) != cudaSuccess) {
-        cudaGetLastError();
-        snprintf(err, err_len, "cuda backend: out of GPU memory for the weights: %zu bytes needed, "
-                 "%zu free", w->bytes, free_bytes);
-        return -1;
-    }
+    if (device_alloc(&w->storage, w->bytes, "weights", err, err_len) != 0) return -1;
     weight_uploader u = {.next = w->storage, .staging_bytes = largest, .stream = stream};
     CUDA_CHECK(cudaMallocHost((void **)&u.host, largest));
     CUDA_CHECK(cudaMalloc(&u.device_raw, largest));
@@ -123,106 +128,196 @@ static int upload_weights(cuda_weights *w, const gpt2_checkpoint *ckpt, cudaStre
  * Activations, the step's staging buffer and the KV pool: all sized here, never per step.
  */
 
-static void alloc_activations(cuda_activations *a, const gpt2_config *c, int max_tokens) {
-    const size_t T = (size_t)max_tokens, C = (size_t)c->n_embd, V = (size_t)c->vocab_size;
-    a->max_tokens = max_tokens;
-    a->attention_workspace_bytes = attention_decode_workspace_bytes(1, c->n_head, c->n_positions);
-    const size_t sizes[] = {T * C * 2, T * C * 2, T * 3 * C * 2, T * C * 2, T * 4 * C * 2,
+static int alloc_activations(cuda_activations *a, const gpt2_config *c, int max_rows, int max_seqs,
+                             char *err, size_t err_len) {
+    const size_t T = (size_t)max_rows, C = (size_t)c->n_embd, V = (size_t)c->vocab_size;
+    a->max_rows = max_rows;
+    a->attention_workspace_bytes = attention_decode_workspace_bytes(max_seqs, c->n_head, c->n_positions);
+    const size_t sizes[] = {T * C * 2, T * C * 2, T * 3 * C * 2, T * C * 2, T * C * 2, T * 4 * C * 2,
                             T * V * 4, a->attention_workspace_bytes};
+    void **slots[] = {(void **)&a->residual, (void **)&a->normed, (void **)&a->qkv,
+                      (void **)&a->attn_out, (void **)&a->projected, (void **)&a->hidden,
+                      (void **)&a->logits, (void **)&a->attention_workspace};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += align_up(sizes[i]);
-    CUDA_CHECK(cudaMalloc(&a->storage, total));
+    if (device_alloc(&a->storage, total, "activations", err, err_len) != 0) return -1;
     char *next = a->storage;
-    void **slots[] = {(void **)&a->residual, (void **)&a->normed, (void **)&a->qkv,
-                      (void **)&a->attn_out, (void **)&a->hidden, (void **)&a->logits,
-                      (void **)&a->attention_workspace};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         *slots[i] = next;
         next += align_up(sizes[i]);
     }
+    return 0;
 }
 
-/* Lays the step inputs out from base (host or device); returns the bytes they take. */
-static size_t carve_step_inputs(cuda_step_inputs *s, char *base, int max_tokens, int max_blocks) {
+/*
+ * Lays out the inputs of a step of n_tokens tokens over n_seqs sequences from base (host or
+ * device; NULL only measures). Returns the bytes of the whole layout, results included.
+ */
+static size_t carve_step_inputs(cuda_step_inputs *s, char *base, int n_tokens, int n_seqs,
+                                int n_layer, int max_blocks) {
     size_t offset = 0;
 #define CARVE(field, count)                                      \
     s->field = base ? (void *)(base + offset) : NULL;            \
     offset += align_up((size_t)(count) * sizeof *s->field)
-    CARVE(ids, max_tokens);
-    CARVE(positions, max_tokens);
-    CARVE(slots, max_tokens);
-    CARVE(block_table, max_blocks);
-    CARVE(query_starts, 2);
-    CARVE(context_lens, 1);
-    CARVE(uniform, 1);
-    CARVE(result, 1);
+    CARVE(ids, n_tokens);
+    CARVE(positions, n_tokens);
+    CARVE(slots, (size_t)n_layer * n_tokens);
+    CARVE(block_tables, (size_t)n_layer * n_seqs * max_blocks);
+    CARVE(query_starts, n_seqs + 1);
+    CARVE(context_lens, n_seqs);
+    CARVE(uniforms, n_seqs);
+    s->bytes = offset;
+    CARVE(next_ids, n_seqs);
+    CARVE(nonfinite, n_seqs);
 #undef CARVE
     return offset;
 }
 
-static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_options *opt,
-                       char *err, size_t err_len) {
-    kv->shape = (kv_pool_shape){.n_layer = c->n_layer, .n_head = c->n_head,
-                                .block_size = opt->block_size ? opt->block_size : KV_DEFAULT_BLOCK_SIZE,
-                                .format = KV_FORMAT_FP16};
+/* Points the host and device views at the layout of a step of this shape. */
+static void use_step_layout(cuda_model *m, int n_tokens, int n_seqs) {
+    carve_step_inputs(&m->host, m->host_staging, n_tokens, n_seqs, m->config.n_layer,
+                      m->max_blocks_per_seq);
+    carve_step_inputs(&m->device, m->device_staging, n_tokens, n_seqs, m->config.n_layer,
+                      m->max_blocks_per_seq);
+}
+
+static int alloc_staging(cuda_model *m, char *err, size_t err_len) {
+    cuda_step_inputs layout;
+    const size_t bytes = carve_step_inputs(&layout, NULL, m->act.max_rows, m->max_seqs,
+                                           m->config.n_layer, m->max_blocks_per_seq);
+    if (cudaMallocHost((void **)&m->host_staging, bytes) != cudaSuccess) {
+        cudaGetLastError();
+        m->host_staging = NULL;
+        return snprintf(err, err_len, "cuda backend: out of pinned host memory (%zu bytes)", bytes), -1;
+    }
+    return device_alloc((void **)&m->device_staging, bytes, "step inputs", err, err_len);
+}
+
+/* The budget given, or a fraction of the free memory; never more than max_seqs contexts use. */
+static int pool_blocks(const kv_pool_shape *shape, const gpt2_config *c, size_t kv_mem_bytes,
+                       int max_seqs) {
     size_t free_bytes = 0, total_bytes = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    /* The budget given, or a fraction of the free memory; never more than the sequences can use. */
-    const size_t usable = (size_t)CEIL_DIV(c->n_positions, kv->shape.block_size) *
-                          kv_pool_bytes_per_block(&kv->shape);
-    size_t budget = opt->kv_mem_bytes ? opt->kv_mem_bytes
-                                      : (size_t)(KV_DEFAULT_FREE_FRACTION * (double)free_bytes);
-    if (budget > usable) budget = usable;
-    kv->shape.num_blocks = kv_pool_blocks_for_budget(&kv->shape, budget);
-    if (kv->shape.num_blocks < 1) {
-        snprintf(err, err_len, "cuda backend: a KV budget of %zu bytes holds no block of %zu bytes",
-                 budget, kv_pool_bytes_per_block(&kv->shape));
-        return -1;
-    }
-    kv->layer_elems = (size_t)kv->shape.num_blocks * c->n_head * kv->shape.block_size * KV_HEAD_SIZE;
-    const size_t bytes = 2 * (size_t)c->n_layer * kv->layer_elems * sizeof(gpt2_f16);
-    if (cudaMalloc((void **)&kv->k_pages, bytes) != cudaSuccess) {
-        cudaGetLastError();
-        snprintf(err, err_len, "cuda backend: out of GPU memory for the KV pool: %zu bytes needed, "
-                 "%zu free", bytes, free_bytes);
-        return -1;
-    }
-    kv->v_pages = kv->k_pages + (size_t)c->n_layer * kv->layer_elems;
-    if (kv_block_allocator_create(&kv->allocator, &kv->shape) != 0 ||
-        kv_sequence_create(&kv->sequence, c->n_positions, kv->shape.block_size) != 0) {
-        snprintf(err, err_len, "cuda backend: out of host memory for the KV bookkeeping");
-        return -1;
+    const size_t budget = kv_mem_bytes ? kv_mem_bytes
+                                       : (size_t)(KV_DEFAULT_FREE_FRACTION * (double)free_bytes);
+    const int64_t usable = (int64_t)max_seqs * c->n_layer * CEIL_DIV(c->n_positions, shape->block_size);
+    const int blocks = kv_pool_blocks_for_budget(shape, budget);
+    return blocks < usable ? blocks : (int)usable;
+}
+
+/* The pool's pages (and, unfused INT8, its scratch) carved from one device allocation. */
+static int alloc_pool_memory(cuda_kv_pool *kv, const gpt2_config *c, bool unfused, int max_seqs,
+                             int max_rows, int max_blocks, char *err, size_t err_len) {
+    const size_t row_elems = (size_t)c->n_head * kv->shape.block_size; /* rows of 64 in a block */
+    const size_t page_elems = (size_t)kv->shape.num_blocks * row_elems * KV_HEAD_SIZE;
+    const bool int8 = kv->shape.format == KV_FORMAT_INT8, scratch = int8 && unfused;
+    kv->staged_blocks = scratch ? CEIL_DIV(max_rows, kv->shape.block_size) : 0;
+    kv->dequant_blocks = scratch ? max_seqs * max_blocks : 0;
+    const size_t staged_elems = (size_t)kv->staged_blocks * row_elems * KV_HEAD_SIZE;
+    const size_t dequant_elems = (size_t)kv->dequant_blocks * row_elems * KV_HEAD_SIZE;
+    const size_t scale_elems = (size_t)kv->shape.num_blocks * row_elems;
+    const size_t sizes[] = {int8 ? 0 : page_elems * 2, int8 ? 0 : page_elems * 2,
+                            int8 ? page_elems : 0, int8 ? page_elems : 0,
+                            int8 ? scale_elems * 2 : 0, int8 ? scale_elems * 2 : 0,
+                            staged_elems * 2, staged_elems * 2, scratch ? (size_t)max_rows * 8 : 0,
+                            dequant_elems * 2, dequant_elems * 2,
+                            (size_t)kv->dequant_blocks * 4};
+    void **slots[] = {(void **)&kv->k_pages, (void **)&kv->v_pages, (void **)&kv->k_codes,
+                      (void **)&kv->v_codes, (void **)&kv->k_scales, (void **)&kv->v_scales,
+                      (void **)&kv->staged_k, (void **)&kv->staged_v, (void **)&kv->row_slots,
+                      (void **)&kv->dequant_k, (void **)&kv->dequant_v,
+                      (void **)&kv->dequant_tables};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += align_up(sizes[i]);
+    if (device_alloc(&kv->storage, total, "KV pool", err, err_len) != 0) return -1;
+    char *next = kv->storage;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        *slots[i] = sizes[i] ? next : NULL;
+        next += align_up(sizes[i]);
     }
     return 0;
+}
+
+/* The unfused INT8 path's fixed maps: staging slot i for row i, and the compact dequant tables. */
+static void fill_scratch_maps(cuda_kv_pool *kv, int max_rows, cudaStream_t stream) {
+    if (!kv->row_slots) return;
+    int64_t *row_slots = malloc((size_t)max_rows * sizeof *row_slots);
+    int32_t *tables = malloc((size_t)kv->dequant_blocks * sizeof *tables);
+    if (!row_slots || !tables) {
+        fprintf(stderr, "cuda backend: out of host memory for the unfused INT8 maps\n");
+        exit(EXIT_FAILURE);
+    }
+    for (int i = 0; i < max_rows; i++) row_slots[i] = i;
+    for (int i = 0; i < kv->dequant_blocks; i++) tables[i] = i; /* s * max_blocks + b */
+    CUDA_CHECK(cudaMemcpyAsync(kv->row_slots, row_slots, (size_t)max_rows * sizeof *row_slots,
+                               cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaMemcpyAsync(kv->dequant_tables, tables, (size_t)kv->dequant_blocks * sizeof *tables,
+                               cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    free(row_slots);
+    free(tables);
+}
+
+static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_options *opt,
+                       int max_seqs, int max_rows, cudaStream_t stream, char *err, size_t err_len) {
+    kv->shape = (kv_pool_shape){.n_layer = c->n_layer, .n_head = c->n_head,
+                                .block_size = opt->block_size ? opt->block_size : KV_DEFAULT_BLOCK_SIZE,
+                                .format = opt->int8_kv ? KV_FORMAT_INT8 : KV_FORMAT_FP16};
+    kv->shape.num_blocks = pool_blocks(&kv->shape, c, opt->kv_mem_bytes, max_seqs);
+    if (kv->shape.num_blocks < c->n_layer) {
+        snprintf(err, err_len, "cuda backend: a KV budget of %zu bytes holds %d blocks of %zu bytes, "
+                 "and a token needs one in each of the %d layers", opt->kv_mem_bytes,
+                 kv->shape.num_blocks, kv_pool_bytes_per_block(&kv->shape), c->n_layer);
+        return -1;
+    }
+    const int max_blocks = CEIL_DIV(c->n_positions, kv->shape.block_size);
+    if (alloc_pool_memory(kv, c, opt->unfused, max_seqs, max_rows, max_blocks, err, err_len) != 0)
+        return -1;
+    fill_scratch_maps(kv, max_rows, stream);
+    kv->sequences = calloc((size_t)max_seqs, sizeof *kv->sequences);
+    kv->cached = calloc((size_t)max_seqs, sizeof *kv->cached);
+    bool ok = kv->sequences && kv->cached && kv_block_allocator_create(&kv->allocator, &kv->shape) == 0;
+    for (int s = 0; ok && s < max_seqs; s++)
+        ok = kv_sequence_create(&kv->sequences[s], c->n_layer, c->n_positions, kv->shape.block_size) == 0;
+    if (!ok) return snprintf(err, err_len, "cuda backend: out of host memory for the KV bookkeeping"), -1;
+    return 0;
+}
+
+static void destroy_pool(cuda_kv_pool *kv, int max_seqs) {
+    CUDA_CHECK(cudaFree(kv->storage));
+    for (int s = 0; kv->sequences && s < max_seqs; s++) kv_sequence_destroy(&kv->sequences[s]);
+    free(kv->sequences);
+    free(kv->cached);
+    kv_block_allocator_destroy(&kv->allocator);
+}
+
+static int clamp_option(int value, int fallback, int max) {
+    return value >= 1 && value <= max ? value : fallback;
 }
 
 static int create_model(cuda_model *model, const gpt2_checkpoint *ckpt,
                         const cuda_model_options *options, char *err, size_t err_len) {
     const gpt2_config *c = &ckpt->config;
-    *model = (cuda_model){.config = *c};
-    if (c->n_embd % 8 != 0) {
-        snprintf(err, err_len, "cuda backend: n_embd %d is not a multiple of 8", c->n_embd);
-        return -1;
-    }
-    const int max_tokens = options->max_tokens >= 1 && options->max_tokens <= c->n_positions
-                               ? options->max_tokens : c->n_positions;
-    model->eager_decode = options->eager_decode;
+    *model = (cuda_model){.config = *c, .eager_decode = options->eager_decode,
+                          .unfused = options->unfused};
+    if (c->n_embd % 8 != 0)
+        return snprintf(err, err_len, "cuda backend: n_embd %d is not a multiple of 8", c->n_embd), -1;
+    if (gpt2_cuda_set_device(options->device) != 0)
+        return snprintf(err, err_len, "cuda backend: device %d cannot be used", options->device), -1;
+    model->max_tokens = clamp_option(options->max_tokens, c->n_positions, c->n_positions);
+    model->max_seqs = clamp_option(options->max_seqs, CUDA_DEFAULT_MAX_SEQS, 1 << (CUDA_GRAPH_BUCKETS - 1));
     CUDA_CHECK(cudaStreamCreateWithFlags(&model->stream, cudaStreamNonBlocking));
     model->gemm = gemm_context_create();
-    if (!model->gemm || upload_weights(&model->weights, ckpt, model->stream, err, err_len) != 0 ||
-        create_pool(&model->kv, c, options, err, err_len) != 0) {
-        if (!model->gemm) snprintf(err, err_len, "cuda backend: out of host memory");
-        cuda_model_destroy(model);
+    if (!model->gemm) return snprintf(err, err_len, "cuda backend: out of host memory"), -1;
+    const int max_rows = model->max_tokens > model->max_seqs ? model->max_tokens : model->max_seqs;
+    if (upload_weights(&model->weights, ckpt, model->stream, err, err_len) != 0 ||
+        create_pool(&model->kv, c, options, model->max_seqs, max_rows, model->stream, err,
+                    err_len) != 0)
         return -1;
-    }
-    alloc_activations(&model->act, c, max_tokens);
-    const int max_blocks = model->kv.sequence.capacity;
-    model->step_bytes = carve_step_inputs(&model->host, NULL, max_tokens, max_blocks);
-    char *host_base, *device_base;
-    CUDA_CHECK(cudaMallocHost((void **)&host_base, model->step_bytes));
-    CUDA_CHECK(cudaMalloc((void **)&device_base, model->step_bytes));
-    carve_step_inputs(&model->host, host_base, max_tokens, max_blocks);
-    carve_step_inputs(&model->device, device_base, max_tokens, max_blocks);
+    model->max_blocks_per_seq = model->kv.sequences[0].capacity;
+    if (alloc_activations(&model->act, c, max_rows, model->max_seqs, err, err_len) != 0 ||
+        alloc_staging(model, err, err_len) != 0)
+        return -1;
     return 0;
 }
 
@@ -230,157 +325,309 @@ int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
                       const cuda_model_options *options, char *err, size_t err_len) {
     nvtxRangePushA("load");
     const int rc = create_model(model, ckpt, options, err, err_len);
+    if (rc != 0) cuda_model_destroy(model);
     nvtxRangePop();
     return rc;
 }
 
 void cuda_model_destroy(cuda_model *model) {
-    if (model->decode_graph) CUDA_CHECK(cudaGraphExecDestroy(model->decode_graph));
+    for (int b = 0; b < CUDA_GRAPH_BUCKETS; b++)
+        if (model->decode_graphs[b]) CUDA_CHECK(cudaGraphExecDestroy(model->decode_graphs[b]));
     CUDA_CHECK(cudaFree(model->weights.storage));
     CUDA_CHECK(cudaFree(model->act.storage));
-    CUDA_CHECK(cudaFree(model->kv.k_pages));
-    CUDA_CHECK(cudaFreeHost(model->host.ids));
-    CUDA_CHECK(cudaFree(model->device.ids));
-    kv_sequence_destroy(&model->kv.sequence);
-    kv_block_allocator_destroy(&model->kv.allocator);
+    destroy_pool(&model->kv, model->max_seqs);
+    if (model->host_staging) CUDA_CHECK(cudaFreeHost(model->host_staging));
+    CUDA_CHECK(cudaFree(model->device_staging));
     gemm_context_destroy(model->gemm);
     if (model->stream) CUDA_CHECK(cudaStreamDestroy(model->stream));
     free(model->weights.layers);
     *model = (cuda_model){0};
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Sequences and their blocks.
+ */
+
+/* A sequence slot outside [0, max_seqs) is the caller's bug, not bad input. */
+static kv_sequence *sequence(const cuda_model *m, int seq) {
+    if (seq < 0 || seq >= m->max_seqs) {
+        fprintf(stderr, "cuda backend: sequence %d outside [0, %d): an engine bug\n", seq, m->max_seqs);
+        abort();
+    }
+    return &m->kv.sequences[seq];
+}
+
+void cuda_model_release(cuda_model *model, int seq) {
+    kv_sequence_release(&model->kv.allocator, sequence(model, seq));
+    model->kv.cached[seq] = 0;
+}
+
 void cuda_model_reset(cuda_model *model) {
-    kv_sequence_release(&model->kv.allocator, &model->kv.sequence);
+    for (int s = 0; s < model->max_seqs; s++) cuda_model_release(model, s);
+}
+
+int cuda_model_cached(const cuda_model *model, int seq) {
+    sequence(model, seq);
+    return model->kv.cached[seq];
+}
+
+kv_reserve_status cuda_model_reserve(cuda_model *model, int seq, int n_new) {
+    kv_sequence *s = sequence(model, seq);
+    const int64_t wanted = (int64_t)model->kv.cached[seq] + n_new;
+    if (wanted > model->config.n_positions) return KV_TOO_LONG;
+    if (wanted <= s->n_tokens) return KV_RESERVED;
+    return kv_sequence_reserve(&model->kv.allocator, s, (int)(wanted - s->n_tokens));
+}
+
+int cuda_model_free_blocks(const cuda_model *model) { return model->kv.allocator.n_free; }
+
+int cuda_model_blocks_needed(const cuda_model *model, int seq, int n_new) {
+    const kv_sequence *s = sequence(model, seq);
+    const int64_t missing = (int64_t)model->kv.cached[seq] + n_new - s->n_tokens;
+    return missing > 0 ? kv_sequence_blocks_needed(s, (int)missing) : 0;
 }
 
 int cuda_model_kv_capacity(const cuda_model *model) {
-    const int64_t tokens = (int64_t)model->kv.shape.num_blocks * model->kv.shape.block_size;
-    return tokens < model->config.n_positions ? (int)tokens : model->config.n_positions;
+    const int tokens = kv_pool_tokens_per_sequence(&model->kv.shape);
+    return tokens < model->config.n_positions ? tokens : model->config.n_positions;
 }
 
 /* ---------------------------------------------------------------------------------------------
  * The forward pass, in order.
  */
 
-/* This layer's pages and the sequence's block table, as the attention kernels read them. */
-static paged_kv_layer layer_view(const cuda_model *m, int layer) {
-    return (paged_kv_layer){.k = m->kv.k_pages + (size_t)layer * m->kv.layer_elems,
-                            .v = m->kv.v_pages + (size_t)layer * m->kv.layer_elems,
-                            .block_tables = m->device.block_table,
-                            .max_blocks_per_seq = m->kv.sequence.capacity,
-                            .block_size = m->kv.shape.block_size,
-                            .n_head = m->config.n_head};
+/* What one forward call runs: n_rows rows, one per token, of n_seqs sequences. */
+typedef struct {
+    int n_rows;  /* tokens, padded rows of a decode bucket included */
+    int n_seqs;  /* sequences, padded ones included */
+    bool decode; /* one token per sequence: the decode kernels */
+} step_shape;
+
+/* This layer's block tables over the pool's pages (of either format), as the kernels read them. */
+static paged_kv_layer layer_view(const cuda_model *m, int layer, int n_seqs) {
+    const cuda_kv_pool *kv = &m->kv;
+    return (paged_kv_layer){.k = kv->k_pages, .v = kv->v_pages,
+                            .block_tables = m->device.block_tables +
+                                            (size_t)layer * n_seqs * m->max_blocks_per_seq,
+                            .max_blocks_per_seq = m->max_blocks_per_seq,
+                            .block_size = kv->shape.block_size,
+                            .n_head = m->config.n_head,
+                            .format = kv->shape.format == KV_FORMAT_INT8 ? PAGED_KV_INT8 : PAGED_KV_FP16,
+                            .k_codes = kv->k_codes, .v_codes = kv->v_codes,
+                            .k_scales = kv->k_scales, .v_scales = kv->v_scales};
 }
 
-/* One transformer block on n rows of the residual stream (ln_1 already applied into normed). */
-static void block_forward(cuda_model *m, int layer, int n) {
+/*
+ * The new tokens' K and V (columns [C, 3C) of qkv) into the pool at this layer's slots:
+ * quantized on the way for INT8, or (unfused INT8) written as fp16 to the staging pages and
+ * then quantized from there by a kernel of its own.
+ */
+static void write_kv(cuda_model *m, int layer, const step_shape *step) {
+    cuda_kv_pool *kv = &m->kv;
+    const int n = step->n_rows, H = m->config.n_head, B = kv->shape.block_size, C = m->config.n_embd;
+    const int64_t *slots = m->device.slots + (size_t)layer * n;
+    if (kv->shape.format == KV_FORMAT_FP16) {
+        launch_kv_write_fp16(kv->k_pages, kv->v_pages, m->act.qkv, 3 * C, slots, n, H, B,
+                             kv->shape.num_blocks, m->stream);
+    } else if (!m->unfused) {
+        launch_kv_write_int8(kv->k_codes, kv->k_scales, kv->v_codes, kv->v_scales, m->act.qkv,
+                             3 * C, slots, n, H, B, kv->shape.num_blocks, m->stream);
+    } else {
+        launch_kv_write_fp16(kv->staged_k, kv->staged_v, m->act.qkv, 3 * C, kv->row_slots, n, H, B,
+                             kv->staged_blocks, m->stream);
+        launch_kv_quantize(kv->k_codes, kv->k_scales, kv->v_codes, kv->v_scales,
+                           kv->shape.num_blocks, kv->staged_k, kv->staged_v, kv->staged_blocks,
+                           kv->row_slots, slots, n, H, B, m->stream);
+    }
+}
+
+/*
+ * The pages attention reads for this layer: the pool itself, or (unfused INT8) an fp16 copy of
+ * every sequence's cached rows, dequantized first by a kernel of its own.
+ */
+static paged_kv_layer attention_view(cuda_model *m, int layer, const step_shape *step) {
+    const paged_kv_layer pool = layer_view(m, layer, step->n_seqs);
+    const cuda_kv_pool *kv = &m->kv;
+    if (pool.format == PAGED_KV_FP16 || !m->unfused) return pool;
+    nvtxRangePushA("kv_dequantize");
+    launch_kv_dequantize(kv->dequant_k, kv->dequant_v, kv->dequant_tables, kv->dequant_blocks, pool,
+                         m->device.context_lens, step->n_seqs, m->config.n_positions, m->stream);
+    nvtxRangePop();
+    return (paged_kv_layer){.k = kv->dequant_k, .v = kv->dequant_v,
+                            .block_tables = kv->dequant_tables,
+                            .max_blocks_per_seq = pool.max_blocks_per_seq,
+                            .block_size = pool.block_size, .n_head = pool.n_head};
+}
+
+/*
+ * y = epilogue(x w^T + bias): fused into the GEMM, or (unfused) a bare GEMM and then the bias,
+ * GELU and residual add as kernels of their own. Decode steps use the batch-invariant GEMV at
+ * any batch; prefill picks the GEMV or cuBLASLt by rows.
+ */
+static void linear(cuda_model *m, const step_shape *step, gpt2_f16 *y, int y_stride,
+                   const gpt2_f16 *x, int x_stride, const gpt2_f16 *w, const gpt2_f16 *bias,
+                   int K, int N, linear_epilogue epilogue) {
+    const int rows = step->n_rows;
+    gpt2_f16 *residual = epilogue == LINEAR_RESIDUAL ? y : NULL;
+    if (m->unfused) { /* the residual add's GEMM output goes to scratch first */
+        gpt2_f16 *out = residual ? m->act.projected : y;
+        const int out_stride = residual ? N : y_stride;
+        if (step->decode)
+            launch_gemv_f16(out, out_stride, x, x_stride, w, NULL, NULL, 0, rows, K, N, LINEAR_PLAIN, m->stream);
+        else
+            launch_linear(m->gemm, out, out_stride, x, x_stride, w, NULL, NULL, 0, rows, K, N,
+                          LINEAR_PLAIN, m->stream);
+        if (epilogue == LINEAR_GELU) launch_bias_gelu(out, bias, rows, N, m->stream);
+        else launch_add_bias(out, bias, rows, N, m->stream);
+        if (residual) launch_residual_add(residual, out, (size_t)rows * N, m->stream);
+        return;
+    }
+    if (step->decode)
+        launch_gemv_f16(y, y_stride, x, x_stride, w, bias, residual, y_stride, rows, K, N, epilogue,
+                        m->stream);
+    else
+        launch_linear(m->gemm, y, y_stride, x, x_stride, w, bias, residual, y_stride, rows, K, N,
+                      epilogue, m->stream);
+}
+
+/* One transformer block on the step's rows of the residual stream (ln_1 already in normed). */
+static void block_forward(cuda_model *m, int layer, const step_shape *step) {
     const gpt2_config *c = &m->config;
     const cuda_layer_weights *w = &m->weights.layers[layer];
     cuda_activations *a = &m->act;
-    const int C = c->n_embd;
-    const paged_kv_layer kv = layer_view(m, layer);
+    const int C = c->n_embd, n = step->n_rows;
     cudaStream_t s = m->stream;
 
     nvtxRangePushA("qkv");
-    launch_linear(m->gemm, a->qkv, 3 * C, a->normed, C, w->attn_w, w->attn_b, NULL, 0, n, C,
-                  3 * C, LINEAR_PLAIN, s);
+    linear(m, step, a->qkv, 3 * C, a->normed, C, w->attn_w, w->attn_b, C, 3 * C, LINEAR_PLAIN);
     nvtxRangePop();
     nvtxRangePushA("kv_write");
-    launch_kv_write_fp16((gpt2_f16 *)kv.k, (gpt2_f16 *)kv.v, a->qkv, 3 * C, m->device.slots, n,
-                         c->n_head, kv.block_size, m->kv.shape.num_blocks, s);
+    write_kv(m, layer, step);
     nvtxRangePop();
     nvtxRangePushA("attention");
-    if (n == 1) /* the grid covers the whole context, so that one graph serves every step */
+    const paged_kv_layer kv = attention_view(m, layer, step);
+    if (step->decode) /* the grid covers the whole context, so that one graph serves every step */
         launch_attention_decode(a->attn_out, a->attention_workspace, a->attention_workspace_bytes,
-                                a->qkv, 3 * C, kv, m->device.context_lens, 1, c->n_positions, s);
+                                a->qkv, 3 * C, kv, m->device.context_lens, step->n_seqs,
+                                c->n_positions, s);
     else
         launch_attention_prefill(a->attn_out, C, a->qkv, 3 * C, kv, m->device.query_starts,
-                                 m->device.context_lens, 1, n, s);
+                                 m->device.context_lens, step->n_seqs, n, s);
     nvtxRangePop();
     nvtxRangePushA("attn_proj");
-    launch_linear(m->gemm, a->residual, C, a->attn_out, C, w->attn_proj_w, w->attn_proj_b,
-                  a->residual, C, n, C, C, LINEAR_RESIDUAL, s);
+    linear(m, step, a->residual, C, a->attn_out, C, w->attn_proj_w, w->attn_proj_b, C, C,
+           LINEAR_RESIDUAL);
     nvtxRangePop();
     nvtxRangePushA("ln_2");
     launch_layernorm(a->normed, a->residual, w->ln_2_w, w->ln_2_b, n, C, c->layer_norm_eps, s);
     nvtxRangePop();
     nvtxRangePushA("mlp_fc");
-    launch_linear(m->gemm, a->hidden, 4 * C, a->normed, C, w->fc_w, w->fc_b, NULL, 0, n, C,
-                  4 * C, LINEAR_GELU, s);
+    linear(m, step, a->hidden, 4 * C, a->normed, C, w->fc_w, w->fc_b, C, 4 * C, LINEAR_GELU);
     nvtxRangePop();
     nvtxRangePushA("mlp_proj");
-    launch_linear(m->gemm, a->residual, C, a->hidden, 4 * C, w->mlp_proj_w, w->mlp_proj_b,
-                  a->residual, C, n, 4 * C, C, LINEAR_RESIDUAL, s);
+    linear(m, step, a->residual, C, a->hidden, 4 * C, w->mlp_proj_w, w->mlp_proj_b, 4 * C, C,
+           LINEAR_RESIDUAL);
     nvtxRangePop();
 }
 
-static int check_forward_args(const cuda_model *m, const int32_t *tokens, int n, char *err,
-                              size_t err_len) {
-    const gpt2_config *c = &m->config;
-    if (n < 1 || n > m->act.max_tokens)
-        return snprintf(err, err_len, "cuda backend: %d tokens in one call, expected 1..%d", n,
-                        m->act.max_tokens), -1;
-    if (m->kv.sequence.n_tokens + n > c->n_positions)
-        return snprintf(err, err_len, "cuda backend: %d cached + %d new tokens exceed n_positions = %d",
-                        m->kv.sequence.n_tokens, n, c->n_positions), -1;
+static int check_ids(const cuda_model *m, const int32_t *tokens, int n, char *err, size_t err_len) {
     for (int t = 0; t < n; t++)
-        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+        if (tokens[t] < 0 || tokens[t] >= m->config.vocab_size)
             return snprintf(err, err_len, "cuda backend: token id %d out of range [0, %d)", tokens[t],
-                            c->vocab_size), -1;
+                            m->config.vocab_size), -1;
     return 0;
 }
 
-/* Fills the host side of the staging buffer for n new tokens after pos0. */
-static void stage_step_inputs(cuda_model *m, const int32_t *tokens, int n, int pos0, float uniform) {
-    cuda_step_inputs *h = &m->host;
-    for (int t = 0; t < n; t++) {
-        h->ids[t] = tokens[t];
-        h->positions[t] = pos0 + t;
-        h->slots[t] = kv_sequence_slot(&m->kv.sequence, pos0 + t);
+/* Room in the pool for n more tokens of seq, or one line in err. */
+static int reserve_or_fail(cuda_model *m, int seq, int n, char *err, size_t err_len) {
+    const int cached = m->kv.cached[seq];
+    switch (cuda_model_reserve(m, seq, n)) {
+    case KV_RESERVED: return 0;
+    case KV_TOO_LONG:
+        return snprintf(err, err_len, "cuda backend: %d cached + %d new tokens exceed n_positions = %d",
+                        cached, n, m->config.n_positions), -1;
+    case KV_POOL_FULL: break;
     }
-    memcpy(h->block_table, m->kv.sequence.block_ids, (size_t)m->kv.sequence.n_blocks * sizeof(int32_t));
-    h->query_starts[0] = 0;
-    h->query_starts[1] = n;
-    h->context_lens[0] = pos0 + n;
-    h->uniform[0] = uniform;
+    return snprintf(err, err_len, "cuda backend: the KV pool (%d blocks of %d tokens, %d free) cannot "
+                    "hold %d more tokens of this sequence; give --kv-mem more bytes",
+                    m->kv.shape.num_blocks, m->kv.shape.block_size, m->kv.allocator.n_free, n), -1;
 }
 
-/* ln_f and the LM head over the last `rows` of the n new rows: logits [rows, V] on the device. */
-static void head_forward(cuda_model *m, int n, int rows) {
+/* Row `row` of the staged step: new token `token` at position pos of sequence seq. */
+static void stage_token(cuda_model *m, int row, int n_rows, int seq, int32_t token, int pos) {
+    cuda_step_inputs *h = &m->host;
+    const kv_sequence *s = sequence(m, seq);
+    h->ids[row] = token;
+    h->positions[row] = pos;
+    for (int l = 0; l < m->config.n_layer; l++)
+        h->slots[(size_t)l * n_rows + row] = kv_sequence_slot(s, l, pos);
+}
+
+/* Sequence seq's block tables in staged sequence row `row` of n_seqs. */
+static void stage_tables(cuda_model *m, int row, int n_seqs, int seq) {
+    const kv_sequence *s = sequence(m, seq);
+    const int width = m->max_blocks_per_seq;
+    for (int l = 0; l < m->config.n_layer; l++)
+        memcpy(m->host.block_tables + ((size_t)l * n_seqs + row) * width, kv_sequence_table(s, l),
+               (size_t)s->n_blocks[l] * sizeof(int32_t));
+}
+
+/* A padded row of a decode bucket: no KV read (context 0) and none written (slot -1). */
+static void stage_padding(cuda_model *m, int row, int n_rows) {
+    cuda_step_inputs *h = &m->host;
+    h->ids[row] = 0;
+    h->positions[row] = 0;
+    for (int l = 0; l < m->config.n_layer; l++) h->slots[(size_t)l * n_rows + row] = -1;
+    h->query_starts[row + 1] = row + 1;
+    h->context_lens[row] = 0;
+    h->uniforms[row] = 0.0f;
+}
+
+/* ln_f and the LM head over `rows` rows from row `first`: logits [rows, V] on the device. */
+static void head_forward(cuda_model *m, const step_shape *step, int first, int rows) {
     const gpt2_config *c = &m->config;
     cuda_activations *a = &m->act;
     const int C = c->n_embd, V = c->vocab_size;
     nvtxRangePushA("lm_head");
-    launch_layernorm(a->normed, a->residual + (size_t)(n - rows) * C, m->weights.ln_f_w,
+    launch_layernorm(a->normed, a->residual + (size_t)first * C, m->weights.ln_f_w,
                      m->weights.ln_f_b, rows, C, c->layer_norm_eps, m->stream);
-    launch_linear_f32_out(m->gemm, a->logits, V, a->normed, C, m->weights.lm_head, rows, C, V,
-                          m->stream);
+    if (step->decode)
+        launch_gemv_f32_out(a->logits, V, a->normed, C, m->weights.lm_head, rows, C, V, m->stream);
+    else
+        launch_linear_f32_out(m->gemm, a->logits, V, a->normed, C, m->weights.lm_head, rows, C, V,
+                              m->stream);
     nvtxRangePop();
 }
 
 /*
- * The id the staged uniform draws from the last row of logits (overwritten: it is the scratch),
- * and whether that row held a NaN or an infinity, checked first; both come back in one copy.
+ * The ids the staged uniforms draw from `rows` rows of logits (overwritten: they are the
+ * scratch), and whether each row held a NaN or an infinity, checked first; both come back in
+ * one copy. A vocabulary narrower than the logits' rows (a checkpoint wider than the
+ * tokenizer) is sampled row by row.
  */
 static void sample_forward(cuda_model *m, int rows, const sampler *smp) {
-    float *last = m->act.logits + (size_t)(rows - 1) * m->config.vocab_size;
-    cuda_step_result *result = m->device.result;
+    const int V = m->config.vocab_size, sample_v = smp->vocab_size;
+    const sampler_params *p = &smp->params;
+    cuda_step_inputs *d = &m->device;
     nvtxRangePushA("sample");
-    launch_find_nonfinite(&result->nonfinite, last, 1, smp->vocab_size, m->stream);
-    launch_sample(&result->next_id, last, m->device.uniform, last, 1, smp->vocab_size,
-                  smp->params.temperature, smp->params.top_k, smp->params.top_p, m->stream);
+    const int per_launch = sample_v == V ? rows : 1;
+    for (int r = 0; r < rows; r += per_launch) {
+        float *logits = m->act.logits + (size_t)r * V;
+        launch_find_nonfinite(d->nonfinite + r, logits, per_launch, sample_v, m->stream);
+        launch_sample(d->next_ids + r, logits, d->uniforms + r, logits, per_launch, sample_v,
+                      p->temperature, p->top_k, p->top_p, m->stream);
+    }
     nvtxRangePop();
-    CUDA_CHECK(cudaMemcpyAsync(m->host.result, result, sizeof *result, cudaMemcpyDeviceToHost,
+    const size_t result_bytes = (size_t)((char *)(m->host.nonfinite + rows) - (char *)m->host.next_ids);
+    CUDA_CHECK(cudaMemcpyAsync(m->host.next_ids, d->next_ids, result_bytes, cudaMemcpyDeviceToHost,
                                m->stream));
 }
 
-/* Everything one step puts on the stream after its inputs are staged on the host. */
-static void enqueue_step(cuda_model *m, int n, bool all_positions, float *logits, const sampler *smp,
-                         bool sample) {
+/* The layers, in order, over the step's rows (embedded into the residual stream first). */
+static void layers_forward(cuda_model *m, const step_shape *step) {
     const gpt2_config *c = &m->config;
     cuda_activations *a = &m->act;
-    CUDA_CHECK(cudaMemcpyAsync(m->device.ids, m->host.ids, m->step_bytes, cudaMemcpyHostToDevice,
-                               m->stream));
+    const int n = step->n_rows;
     nvtxRangePushA("embedding");
     launch_embedding(a->residual, m->device.ids, m->device.positions, m->weights.wte,
                      m->weights.wpe, n, c->n_embd, c->vocab_size, c->n_positions, m->stream);
@@ -393,67 +640,181 @@ static void enqueue_step(cuda_model *m, int n, bool all_positions, float *logits
         launch_layernorm(a->normed, a->residual, m->weights.layers[l].ln_1_w,
                          m->weights.layers[l].ln_1_b, n, c->n_embd, c->layer_norm_eps, m->stream);
         nvtxRangePop();
-        block_forward(m, l, n);
+        block_forward(m, l, step);
         nvtxRangePop();
     }
-    const int rows = all_positions ? n : 1;
-    head_forward(m, n, rows);
+}
+
+/* The staged inputs to the device, in one copy. */
+static void upload_step_inputs(cuda_model *m) {
+    CUDA_CHECK(cudaMemcpyAsync(m->device_staging, m->host_staging, m->host.bytes,
+                               cudaMemcpyHostToDevice, m->stream));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * One sequence: a prompt chunk or one token.
+ */
+
+static int check_forward_args(const cuda_model *m, const int32_t *tokens, int n, char *err,
+                              size_t err_len) {
+    if (n < 1 || n > m->max_tokens)
+        return snprintf(err, err_len, "cuda backend: %d tokens in one call, expected 1..%d", n,
+                        m->max_tokens), -1;
+    return check_ids(m, tokens, n, err, err_len);
+}
+
+/* Logits (all_positions: of every new row) to the host, and the last row's id when asked. */
+static void enqueue_sequence_step(cuda_model *m, const step_shape *step, bool all_positions,
+                                  float *logits, const sampler *smp, bool sample) {
+    const int V = m->config.vocab_size, rows = all_positions ? step->n_rows : 1;
+    upload_step_inputs(m);
+    layers_forward(m, step);
+    head_forward(m, step, step->n_rows - rows, rows);
     if (logits)
-        CUDA_CHECK(cudaMemcpyAsync(logits, a->logits, (size_t)rows * c->vocab_size * sizeof(float),
+        CUDA_CHECK(cudaMemcpyAsync(logits, m->act.logits, (size_t)rows * V * sizeof(float),
                                    cudaMemcpyDeviceToHost, m->stream));
-    if (sample) sample_forward(m, rows, smp);
+    if (!sample) return;
+    if (rows > 1) /* the draw reads the last row: move it to row 0, where a 1-row draw looks */
+        CUDA_CHECK(cudaMemcpyAsync(m->act.logits, m->act.logits + (size_t)(rows - 1) * V,
+                                   (size_t)V * sizeof(float), cudaMemcpyDeviceToDevice, m->stream));
+    sample_forward(m, 1, smp);
 }
 
-static bool same_sampling(const sampler_params *a, const sampler_params *b) {
-    return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p;
-}
+static void replay_decode_graph(cuda_model *m, const step_shape *step, const sampler *smp);
 
-/* A decode step for its id only, as a graph: captured the first time (or when the sampling
- * settings change), then replayed. */
-static void replay_decode_graph(cuda_model *m, const sampler *smp) {
-    if (m->decode_graph && !same_sampling(&m->graph_sampling, &smp->params)) {
-        CUDA_CHECK(cudaGraphExecDestroy(m->decode_graph));
-        m->decode_graph = NULL;
-    }
-    if (!m->decode_graph) {
-        cudaGraph_t graph;
-        CUDA_CHECK(cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal));
-        enqueue_step(m, 1, false, NULL, smp, true);
-        CUDA_CHECK(cudaStreamEndCapture(m->stream, &graph));
-        CUDA_CHECK(cudaGraphInstantiate(&m->decode_graph, graph, 0));
-        CUDA_CHECK(cudaGraphDestroy(graph));
-        m->graph_sampling = smp->params;
-    }
-    CUDA_CHECK(cudaGraphLaunch(m->decode_graph, m->stream));
-}
-
-int cuda_model_forward(cuda_model *model, const int32_t *tokens, int n, bool all_positions,
-                       float *logits, const sampler *smp, float uniform, int32_t *next_id,
-                       char *err, size_t err_len) {
-    if (check_forward_args(model, tokens, n, err, err_len) != 0) return -1;
-    const int pos0 = model->kv.sequence.n_tokens;
-    if (kv_sequence_reserve(&model->kv.allocator, &model->kv.sequence, n) != KV_RESERVED)
-        return snprintf(err, err_len, "cuda backend: the KV pool (%d blocks of %d tokens) cannot "
-                        "hold %d tokens; give --kv-mem more bytes", model->kv.shape.num_blocks,
-                        model->kv.shape.block_size, pos0 + n), -1;
+int cuda_model_forward(cuda_model *model, int seq, const int32_t *tokens, int n,
+                       bool all_positions, float *logits, const sampler *smp, float uniform,
+                       int32_t *next_id, char *err, size_t err_len) {
+    if (check_forward_args(model, tokens, n, err, err_len) != 0 ||
+        reserve_or_fail(model, seq, n, err, err_len) != 0)
+        return -1;
+    const int pos0 = model->kv.cached[seq];
+    const step_shape step = {.n_rows = n, .n_seqs = 1, .decode = n == 1};
     nvtxRangePushA(n == 1 ? "decode" : "prefill");
-    stage_step_inputs(model, tokens, n, pos0, uniform);
-    if (n == 1 && next_id && !logits && !model->eager_decode)
-        replay_decode_graph(model, smp);
+    use_step_layout(model, n, 1);
+    for (int t = 0; t < n; t++) stage_token(model, t, n, seq, tokens[t], pos0 + t);
+    stage_tables(model, 0, 1, seq);
+    model->host.query_starts[0] = 0;
+    model->host.query_starts[1] = n;
+    model->host.context_lens[0] = pos0 + n;
+    model->host.uniforms[0] = uniform;
+    if (step.decode && next_id && !logits && !model->eager_decode)
+        replay_decode_graph(model, &step, smp);
     else
-        enqueue_step(model, n, all_positions, logits, smp, next_id != NULL);
+        enqueue_sequence_step(model, &step, all_positions, logits, smp, next_id != NULL);
     CUDA_CHECK(cudaStreamSynchronize(model->stream));
     nvtxRangePop();
+    model->kv.cached[seq] = pos0 + n;
     if (!next_id) return 0;
-    if (model->host.result->nonfinite)
+    if (model->host.nonfinite[0])
         return snprintf(err, err_len, "cuda backend: the logits at the sampled position are not "
                         "finite (NaN or inf)"), -1;
-    *next_id = model->host.result->next_id;
+    *next_id = model->host.next_ids[0];
     return 0;
 }
 
 int cuda_model_forward_sequence(void *model, const int32_t *tokens, int n, float *logits,
                                 char *err, size_t err_len) {
-    cuda_model_reset(model);
-    return cuda_model_forward(model, tokens, n, true, logits, NULL, 0.0f, NULL, err, err_len);
+    cuda_model_release(model, 0);
+    return cuda_model_forward(model, 0, tokens, n, true, logits, NULL, 0.0f, NULL, err, err_len);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A decode step of many sequences: padded to a bucket, replayed from that bucket's graph.
+ */
+
+/* The smallest bucket (a power of two, or max_seqs) that holds n sequences, and its index. */
+static int decode_bucket(const cuda_model *m, int n, int *index) {
+    int size = 1, i = 0;
+    while (size < n) size *= 2, i++;
+    *index = i;
+    return size < m->max_seqs ? size : m->max_seqs;
+}
+
+/* Everything a decode step of step->n_seqs rows puts on the stream once its inputs are staged. */
+static void enqueue_decode_step(cuda_model *m, const step_shape *step, const sampler *smp) {
+    upload_step_inputs(m);
+    layers_forward(m, step);
+    head_forward(m, step, 0, step->n_rows);
+    sample_forward(m, step->n_rows, smp);
+}
+
+static bool same_sampling(const cuda_model *m, const sampler *smp) {
+    const sampler_params *a = &m->graph_sampling, *b = &smp->params;
+    return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p &&
+           m->graph_vocab == smp->vocab_size;
+}
+
+/*
+ * A decode step for its ids only, as a graph: captured the first time a bucket runs (every
+ * bucket again when the sampling settings change), then replayed.
+ */
+static void replay_decode_graph(cuda_model *m, const step_shape *step, const sampler *smp) {
+    if (!same_sampling(m, smp))
+        for (int b = 0; b < CUDA_GRAPH_BUCKETS; b++)
+            if (m->decode_graphs[b]) {
+                CUDA_CHECK(cudaGraphExecDestroy(m->decode_graphs[b]));
+                m->decode_graphs[b] = NULL;
+            }
+    m->graph_sampling = smp->params;
+    m->graph_vocab = smp->vocab_size;
+    int index = 0;
+    decode_bucket(m, step->n_seqs, &index);
+    if (!m->decode_graphs[index]) {
+        cudaGraph_t graph;
+        CUDA_CHECK(cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal));
+        enqueue_decode_step(m, step, smp);
+        CUDA_CHECK(cudaStreamEndCapture(m->stream, &graph));
+        CUDA_CHECK(cudaGraphInstantiate(&m->decode_graphs[index], graph, 0));
+        CUDA_CHECK(cudaGraphDestroy(graph));
+    }
+    CUDA_CHECK(cudaGraphLaunch(m->decode_graphs[index], m->stream));
+}
+
+static int check_decode_args(cuda_model *m, int n_seqs, const int *seqs, const int32_t *tokens,
+                             char *err, size_t err_len) {
+    if (n_seqs < 1 || n_seqs > m->max_seqs)
+        return snprintf(err, err_len, "cuda backend: a decode batch of %d sequences, expected 1..%d",
+                        n_seqs, m->max_seqs), -1;
+    if (check_ids(m, tokens, n_seqs, err, err_len) != 0) return -1;
+    for (int i = 0; i < n_seqs; i++) {
+        sequence(m, seqs[i]);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return snprintf(err, err_len, "cuda backend: sequence %d twice in one decode batch",
+                                seqs[i]), -1;
+        if (reserve_or_fail(m, seqs[i], 1, err, err_len) != 0) return -1;
+    }
+    return 0;
+}
+
+int cuda_model_decode(cuda_model *model, int n_seqs, const int *seqs, const int32_t *tokens,
+                      const sampler *smp, const float *uniforms, int32_t *next_ids,
+                      bool *nonfinite, char *err, size_t err_len) {
+    if (check_decode_args(model, n_seqs, seqs, tokens, err, err_len) != 0) return -1;
+    int index = 0;
+    const int rows = model->eager_decode ? n_seqs : decode_bucket(model, n_seqs, &index);
+    const step_shape step = {.n_rows = rows, .n_seqs = rows, .decode = true};
+    nvtxRangePushA("decode");
+    use_step_layout(model, rows, rows);
+    model->host.query_starts[0] = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        const int pos = model->kv.cached[seqs[i]];
+        stage_token(model, i, rows, seqs[i], tokens[i], pos);
+        stage_tables(model, i, rows, seqs[i]);
+        model->host.query_starts[i + 1] = i + 1;
+        model->host.context_lens[i] = pos + 1;
+        model->host.uniforms[i] = uniforms[i];
+    }
+    for (int i = n_seqs; i < rows; i++) stage_padding(model, i, rows);
+    if (model->eager_decode) enqueue_decode_step(model, &step, smp);
+    else replay_decode_graph(model, &step, smp);
+    CUDA_CHECK(cudaStreamSynchronize(model->stream));
+    nvtxRangePop();
+    for (int i = 0; i < n_seqs; i++) {
+        model->kv.cached[seqs[i]]++;
+        next_ids[i] = model->host.next_ids[i];
+        nonfinite[i] = model->host.nonfinite[i] != 0;
+    }
+    return 0;
 }

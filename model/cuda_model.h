@@ -1,28 +1,41 @@
 /*
  * The CUDA backend: GPT-2 on the hand-written kernels of kernels/ and cuBLASLt, over a paged KV
- * pool in device memory.
+ * pool in device memory, for up to max_seqs sequences at once.
  *
  * Everything is sized at load: the fp16 weights in one device allocation (linear weights
- * output-major, [out, in]), the activations for max_tokens rows per forward call, the KV pool
- * (--kv-mem bytes, or a fraction of free memory), and one pinned staging buffer through which
- * each step's inputs (ids, positions, slot mapping, block table) go to the device in a single
- * copy. A step allocates nothing.
+ * output-major, [out, in]), the activations for max(max_tokens, max_seqs) rows per forward call,
+ * the KV pool (--kv-mem bytes, or a fraction of free memory, never more than max_seqs full
+ * contexts), and one pinned staging buffer through which each step's inputs (ids, positions,
+ * per-layer slot mappings and block tables, uniforms) go to the device in a single copy, and the
+ * sampled ids come back in another. A step allocates nothing.
  *
- * This first form runs one sequence at a time (the varlen kernels already take a batch): a
- * prompt chunk of any length, or one decode token, with logits of the last or of every new
- * position, or the next id sampled on the device. The same calls serve generate, logits and
- * ppl, so the whole CUDA forward is checked against the CPU reference.
+ * Sequences are slots [0, max_seqs). Two kinds of step:
+ * - cuda_model_forward: n new tokens of one sequence (a prompt chunk of any length, or one
+ *   token), with logits of the last or of every new position, or the next id sampled on the
+ *   device. generate, logits and ppl use it, so the whole forward is checked against the CPU.
+ * - cuda_model_decode: one new token for each of n sequences, all through every kernel together,
+ *   and the next id of each sampled on the device. Batches are padded to a bucket (1, 2, 4, ..,
+ *   max_seqs) and each bucket's step is captured once as a CUDA graph and replayed: the kernels
+ *   read ids, positions, block tables and slots from the fixed staging buffer, which the host
+ *   rewrites before each replay, and the decode attention grid covers the full context. A padded
+ *   row has context length 0 and slot -1: it reads and writes no KV, and its id is dropped.
+ * Each row's arithmetic is the same whatever the batch around it (the GEMV and the attention
+ * kernels work row by row), so a sequence's text does not depend on the batch it runs in; on a
+ * GPU, batches past GEMM_GEMV_MAX_ROWS go through cuBLASLt, whose per-row results this assumes.
  *
- * A decode step that only wants the next id is captured once as a CUDA graph (input copy,
- * every kernel, the sample, the id's copy back) and replayed: the kernels read the position,
- * block table and slot from the fixed staging buffer, which the host rewrites before each
- * replay, and the decode attention grid is sized for the full context.
+ * KV blocks are reserved as sequences grow (cuda_model_reserve says, without failing, whether
+ * the pool has room, so that a scheduler can wait or preempt) and freed at once by
+ * cuda_model_release. Under the full policy every layer of a sequence holds its own blocks, one
+ * table per layer (cache/kv_pool.h).
  *
  * NVTX ranges name the phases for Nsight (README, Profiling): "load" around create; per
  * forward call "prefill" or "decode", holding "embedding", then "layer 0" .. "layer L-1" (each
  * with ln_1, qkv, kv_write, attention, attn_proj, ln_2, mlp_fc, mlp_proj), then "lm_head" and,
- * when an id is drawn, "sample". A graph's ranges are pushed while it is captured, so a
- * replayed decode step shows its "decode" range only; eager_decode shows them all every step.
+ * when ids are drawn, "sample". A graph's ranges are pushed while it is captured, so a replayed
+ * decode step shows its "decode" range only; eager_decode shows them all every step.
+ *
+ * With `unfused`, every bias, GELU and residual add runs as its own kernel after a bare GEMM:
+ * the baseline of every fused-against-unfused comparison.
  */
 #ifndef GPT2_CUDA_MODEL_H
 #define GPT2_CUDA_MODEL_H
@@ -59,72 +72,99 @@ typedef struct {
     size_t bytes;
 } cuda_weights;
 
-/* Device activations for up to max_tokens rows. */
+/* Device activations for up to max_rows rows. */
 typedef struct {
-    int max_tokens;
-    gpt2_f16 *residual;          /* [max_tokens, C] */
-    gpt2_f16 *normed;            /* [max_tokens, C] */
-    gpt2_f16 *qkv;               /* [max_tokens, 3C] */
-    gpt2_f16 *attn_out;          /* [max_tokens, C] */
-    gpt2_f16 *hidden;            /* [max_tokens, 4C] */
-    float *logits;               /* [max_tokens, V] */
+    int max_rows;
+    gpt2_f16 *residual;          /* [max_rows, C] */
+    gpt2_f16 *normed;            /* [max_rows, C] */
+    gpt2_f16 *qkv;               /* [max_rows, 3C] */
+    gpt2_f16 *attn_out;          /* [max_rows, C] */
+    gpt2_f16 *projected;         /* [max_rows, C] unfused: a projection before its residual add */
+    gpt2_f16 *hidden;            /* [max_rows, 4C] */
+    float *logits;               /* [max_rows, V] */
     float *attention_workspace;  /* [attention_decode_workspace_bytes / 4] */
     size_t attention_workspace_bytes;
     void *storage;
 } cuda_activations;
 
-/* What a sampling step sends back to the host, in one copy. */
-typedef struct {
-    int32_t next_id;             /* the sampled id */
-    int32_t nonfinite;           /* 1 when the sampled row of logits held a NaN or an infinity */
-} cuda_step_result;
-
 /*
- * One step's inputs, packed so that a single copy moves them: on the host in pinned memory,
- * and the same layout on the device. The result at the end goes the other way.
+ * One step's inputs for n_tokens new tokens of n_seqs sequences, packed so that a single copy
+ * moves them: on the host in pinned memory, and the same layout on the device. The layout
+ * depends only on (n_tokens, n_seqs), so a graph captured for one shape finds its inputs at the
+ * same addresses at every replay. The sampled ids and flags at the end go the other way.
  */
 typedef struct {
-    int32_t *ids;                /* [max_tokens] */
-    int32_t *positions;          /* [max_tokens] */
-    int64_t *slots;              /* [max_tokens] pool slot of each new token */
-    int32_t *block_table;        /* [max_blocks_per_seq] */
-    int32_t *query_starts;       /* [2] */
-    int32_t *context_lens;       /* [1] */
-    float *uniform;              /* [1] the sampler's draw */
-    cuda_step_result *result;    /* [1] device to host */
+    int32_t *ids;                /* [n_tokens] */
+    int32_t *positions;          /* [n_tokens] */
+    int64_t *slots;              /* [n_layer, n_tokens] pool slot of each new token, per layer */
+    int32_t *block_tables;       /* [n_layer, n_seqs, max_blocks_per_seq] */
+    int32_t *query_starts;       /* [n_seqs + 1] first row of each sequence's new tokens */
+    int32_t *context_lens;       /* [n_seqs] cached + new tokens */
+    float *uniforms;             /* [n_seqs] the sampler's draws */
+    int32_t *next_ids;           /* [n_seqs] device to host, with nonfinite right after */
+    int32_t *nonfinite;          /* [n_seqs] 1 when that row of logits held a NaN or an infinity */
+    size_t bytes;                /* host to device: ids .. uniforms */
 } cuda_step_inputs;
 
+/*
+ * The pool's device memory, in one allocation. FP16: k_pages, v_pages. INT8 (cache/kv_quant.h):
+ * codes and scales, written quantized by the KV write and read by attention, which dequantizes
+ * in registers; no fp16 copy exists. The unfused INT8 baseline adds what its separate kernels
+ * need: an fp16 staging page set for one step's new rows (written, then quantized into the
+ * pool), and an fp16 copy of one layer's cached K and V for every sequence (dequantized before
+ * the fp16 attention reads it).
+ */
 typedef struct {
     kv_pool_shape shape;
     kv_block_allocator allocator;
-    kv_sequence sequence;        /* the one sequence of this first form */
-    gpt2_f16 *k_pages;           /* [n_layer, num_blocks, n_head, block_size, 64] */
-    gpt2_f16 *v_pages;           /* [n_layer, num_blocks, n_head, block_size, 64] */
-    size_t layer_elems;          /* num_blocks * n_head * block_size * 64 */
+    kv_sequence *sequences;      /* [max_seqs] */
+    int *cached;                 /* [max_seqs] tokens whose K and V are in the pool */
+    void *storage;
+    gpt2_f16 *k_pages, *v_pages;   /* FP16: [num_blocks, n_head, block_size, 64] */
+    int8_t *k_codes, *v_codes;     /* INT8: [num_blocks, n_head, block_size, 64] */
+    gpt2_f16 *k_scales, *v_scales; /* INT8: [num_blocks, n_head, block_size] */
+    /* unfused INT8 only */
+    gpt2_f16 *staged_k, *staged_v; /* [staged_blocks, n_head, block_size, 64] a step's new rows */
+    int staged_blocks;             /* ceil(max_rows / block_size) */
+    int64_t *row_slots;            /* [max_rows] row i's staging slot: i */
+    gpt2_f16 *dequant_k, *dequant_v; /* [dequant_blocks, n_head, block_size, 64] one layer, fp16 */
+    int dequant_blocks;            /* max_seqs * max_blocks_per_seq */
+    int32_t *dequant_tables;       /* [max_seqs, max_blocks_per_seq] s * max_blocks_per_seq + b */
 } cuda_kv_pool;
 
 typedef struct {
     size_t kv_mem_bytes;         /* the KV pool's budget (0: KV_DEFAULT_FREE_FRACTION of the free
-                                    memory); either way at most what the sequences can fill */
+                                    memory); either way at most what max_seqs contexts can fill */
     int block_size;              /* 0: KV_DEFAULT_BLOCK_SIZE */
-    int max_tokens;              /* rows of one forward call; 0: n_positions */
-    bool eager_decode;           /* run decode steps launch by launch instead of as a CUDA graph */
+    int max_tokens;              /* rows of one prefill call; 0: n_positions */
+    int max_seqs;                /* sequences at once, the largest decode batch; 0: CUDA_DEFAULT_MAX_SEQS */
+    bool eager_decode;           /* run decode steps launch by launch instead of as CUDA graphs */
+    bool unfused;                /* bias, GELU, residual adds and INT8 (de)quantization as
+                                    kernels of their own */
+    bool int8_kv;                /* the pool stores INT8 K and V (else fp16) */
+    int device;                  /* the GPU to run on, made current for the calling thread */
 } cuda_model_options;
 
 #define KV_DEFAULT_FREE_FRACTION 0.5
+#define CUDA_DEFAULT_MAX_SEQS 256
+#define CUDA_GRAPH_BUCKETS 16    /* decode batch buckets 1, 2, 4, .., 2^15 (at most max_seqs) */
 
 typedef struct {
     gpt2_config config;
     cuda_weights weights;
     cuda_activations act;
     cuda_kv_pool kv;
-    cuda_step_inputs host, device; /* the staging buffer, pinned on the host and on the device */
-    size_t step_bytes;
+    int max_tokens, max_seqs;
+    int max_blocks_per_seq;        /* table width: ceil(n_positions / block_size) */
+    char *host_staging;            /* pinned; cuda_step_inputs views carved from both */
+    char *device_staging;
+    cuda_step_inputs host, device; /* the current step's views */
     cudaStream_t stream;
     gemm_context *gemm;
-    bool eager_decode;
-    cudaGraphExec_t decode_graph;  /* one decode step with its sampled id, captured on first use */
-    sampler_params graph_sampling; /* the sampling settings baked into decode_graph */
+    bool eager_decode, unfused;
+    cudaGraphExec_t decode_graphs[CUDA_GRAPH_BUCKETS]; /* per batch bucket, captured on first use */
+    sampler_params graph_sampling; /* the sampling settings baked into the graphs */
+    int graph_vocab;               /* and the vocabulary they sample from */
 } cuda_model;
 
 /* Uploads the weights and sizes everything. Returns 0, or -1 with one line in err. */
@@ -132,11 +172,23 @@ int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
                       const cuda_model_options *options, char *err, size_t err_len);
 void cuda_model_destroy(cuda_model *model);
 
-/* Forgets the sequence: its blocks go back to the pool. */
+/* Forgets every sequence: their blocks go back to the pool. */
 void cuda_model_reset(cuda_model *model);
+/* Forgets sequence seq (in [0, max_seqs)): its blocks go back to the pool at once. */
+void cuda_model_release(cuda_model *model, int seq);
+/* Tokens of sequence seq whose K and V are cached: the position of its next token. */
+int cuda_model_cached(const cuda_model *model, int seq);
 
 /*
- * Runs n new tokens at the next positions of the sequence, storing their K and V in the pool.
+ * Makes room in the pool for n_new more tokens of sequence seq, all or nothing: KV_RESERVED,
+ * KV_POOL_FULL (nothing changed: wait, or free another sequence's blocks) or KV_TOO_LONG (past
+ * n_positions). The forward calls reserve what they need themselves; a scheduler calls this
+ * first to learn whether they would fail.
+ */
+kv_reserve_status cuda_model_reserve(cuda_model *model, int seq, int n_new);
+
+/*
+ * Runs n new tokens at the next positions of sequence seq, storing their K and V in the pool.
  * logits (host, may be NULL): [n, V] of every new position when all_positions, else [V] of the
  * last. next_id (may be NULL): the id that `uniform` draws from the last position under smp's
  * parameters and vocabulary (sampler_pick's rule), computed on the device; smp's own state is
@@ -144,14 +196,30 @@ void cuda_model_reset(cuda_model *model);
  * n outside [1, max_tokens], or, when sampling, a NaN or an infinity among the logits the draw
  * read: the id then means nothing and is not returned, though the tokens stay in the cache).
  */
-int cuda_model_forward(cuda_model *model, const int32_t *tokens, int n, bool all_positions,
-                       float *logits, const sampler *smp, float uniform, int32_t *next_id,
-                       char *err, size_t err_len);
+int cuda_model_forward(cuda_model *model, int seq, const int32_t *tokens, int n,
+                       bool all_positions, float *logits, const sampler *smp, float uniform,
+                       int32_t *next_id, char *err, size_t err_len);
 
-/* Tokens the KV pool can hold for the sequence: its blocks times their size, at most n_positions. */
+/*
+ * One decode step of n_seqs distinct sequences (1..max_seqs) together: tokens[i] at the next
+ * position of sequence seqs[i], then next_ids[i] drawn by uniforms[i] under smp's parameters,
+ * as cuda_model_forward draws it. nonfinite[i] is set when row i's logits held a NaN or an
+ * infinity (next_ids[i] then means nothing); the other rows are unaffected. Replays the graph
+ * of its batch bucket unless eager_decode. Returns 0, or -1 with one line in err (a bad id or
+ * sequence, or a sequence without room: reserve first).
+ */
+int cuda_model_decode(cuda_model *model, int n_seqs, const int *seqs, const int32_t *tokens,
+                      const sampler *smp, const float *uniforms, int32_t *next_ids,
+                      bool *nonfinite, char *err, size_t err_len);
+
+/* Blocks free in the pool, and how many n_new more tokens of sequence seq would take. */
+int cuda_model_free_blocks(const cuda_model *model);
+int cuda_model_blocks_needed(const cuda_model *model, int seq, int n_new);
+
+/* Tokens the KV pool can hold for one sequence alone: at most n_positions. */
 int cuda_model_kv_capacity(const cuda_model *model);
 
-/* Logits [n, V] of every position of a fresh sequence (fits perplexity_forward_fn). */
+/* Logits [n, V] of every position of a fresh sequence 0 (fits perplexity_forward_fn). */
 int cuda_model_forward_sequence(void *model, const int32_t *tokens, int n, float *logits,
                                 char *err, size_t err_len);
 

@@ -105,8 +105,10 @@ int32_t sampler_pick(sampler *s, const float *logits, float uniform) {
     return sampler_draw(s->candidates, sampler_candidates(s, logits), uniform);
 }
 
-float sampler_take_uniform(sampler *s) {
-    return is_greedy(&s->params) ? 0.0f : sampler_next_uniform(&s->rng_state);
+float sampler_take_uniform(sampler *s) { return sampler_stream_uniform(&s->params, &s->rng_state); }
+
+float sampler_stream_uniform(const sampler_params *params, uint64_t *state) {
+    return is_greedy(params) ? 0.0f : sampler_next_uniform(state);
 }
 
 int32_t sampler_sample(sampler *s, const float *logits) {

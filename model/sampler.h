@@ -44,6 +44,12 @@ int32_t sampler_sample(sampler *s, const float *logits);
 float sampler_take_uniform(sampler *s);
 
 /*
+ * The same draw from a stream of its own, state starting at params->seed: what many sequences
+ * under one set of parameters use, one stream each, without a sampler each.
+ */
+float sampler_stream_uniform(const sampler_params *params, uint64_t *state);
+
+/*
  * The token that `uniform` (in [0, 1)) draws from logits[vocab_size] under s->params; argmax
  * when greedy (temperature <= 0 or top_k == 1). The device sampler (launch_sample) matches it.
  */

@@ -24,6 +24,21 @@ if "$gpt2" generate -m "$model" --backend cuda -p "a b" -n 3 --greedy >"$work/ou
 else
   grep -q "no CUDA device" "$work/err" || fail "generate --backend cuda: $(cat "$work/err")"
 fi
+# Without --backend (and $GPT2_BACKEND): cuda where there is a device or the emulator, else the
+# cpu with one line saying so; --kv fp32 picks the cpu; a bad $GPT2_BACKEND is one line.
+env -u GPT2_BACKEND "$gpt2" generate -m "$model" -p "a b" -n 2 --greedy --json >"$work/auto.json" \
+  2>"$work/auto_err" || fail "generate without --backend: $(cat "$work/auto_err")"
+auto=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["backend"])' "$work/auto.json")
+if "$gpt2" generate -m "$model" --backend cuda -p "a" -n 1 >/dev/null 2>&1; then
+  [ "$auto" = cuda ] && [ ! -s "$work/auto_err" ] || fail "default with a device: $auto, $(cat "$work/auto_err")"
+else
+  [ "$auto" = cpu ] && [ "$(grep -c "no CUDA device, so the cpu backend runs" "$work/auto_err")" -eq 1 ] \
+    || fail "default without a device: $auto, $(cat "$work/auto_err")"
+fi
+env -u GPT2_BACKEND "$gpt2" generate -m "$model" -p "a b" -n 2 --kv fp32 --json 2>"$work/err" \
+  | grep -q '"backend":"cpu"' || fail "--kv fp32 without --backend is not the cpu: $(cat "$work/err")"
+GPT2_BACKEND=tpu expect_error "bad GPT2_BACKEND" "\$GPT2_BACKEND is 'tpu'; expected cpu or cuda" \
+  "$gpt2" generate -m "$model" -p "a b" -n 2
 expect_error "context overflow" "exceeds the model's context of 64" \
   "$gpt2" generate -m "$model" -p "a b" -n 63
 expect_error "prompt vocab" "prompt token id 2068 is outside this model's vocabulary of 1000" \

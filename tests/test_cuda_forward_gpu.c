@@ -10,6 +10,9 @@
  *   top-1 margin is below 0.1 logits: the issue's "near-tie" rule.
  * - Graph replay: decode steps for their ids only run as a captured CUDA graph; the ids equal
  *   those of the same steps launched eagerly, greedy and sampled.
+ * - Every engine form: FP16 and INT8 KV, each fused and unfused (separate bias, GELU, residual
+ *   and INT8 quantize/dequantize kernels), against the CPU reference storing K and V in the same
+ *   format (cache/kv_quant.h's INT8, bit for bit on the CPU).
  * The bound is the issue's "fp16 noise": max |dlogit| <= 1% of max |logit| per call. The test
  * prints the measured ratio and the teacher-forced top-1 agreement.
  */
@@ -74,7 +77,7 @@ static void check_prefill(cuda_model *gpu, cpu_model *cpu, const int32_t *ids, i
     cuda_model_reset(gpu);
     for (int first = 0; first < n; first += chunk) {
         const int m = n - first < chunk ? n - first : chunk;
-        CHECK(cuda_model_forward(gpu, ids + first, m, true, got + (size_t)first * V, NULL, 0.0f,
+        CHECK(cuda_model_forward(gpu, 0, ids + first, m, true, got + (size_t)first * V, NULL, 0.0f,
                                  NULL, err, sizeof err) == 0, "cuda: %s", err);
     }
     char what[64];
@@ -97,7 +100,7 @@ static void check_decode(cuda_model *gpu, cpu_model *cpu, const int32_t *ids, in
         const float uniform = sampler_next_uniform(rng);
         int32_t id = -1;
         CHECK(cpu_model_forward(cpu, tokens, n, false, want, err, sizeof err) == 0, "cpu: %s", err);
-        CHECK(cuda_model_forward(gpu, tokens, n, false, got, smp, uniform, &id, err, sizeof err) == 0,
+        CHECK(cuda_model_forward(gpu, 0, tokens, n, false, got, smp, uniform, &id, err, sizeof err) == 0,
               "cuda: %s", err);
         compare_rows(a, got, want, 1, V, step == 0 ? "decode prompt" : "decode step");
         const int32_t host_pick = sampler_pick(smp, got, uniform); /* the same logits, on the host */
@@ -121,9 +124,9 @@ static void check_graph_replay(cuda_model *graphed, cuda_model *eager, const int
         const float uniform = sampler_next_uniform(rng);
         const int32_t *in_graph = step == 0 ? prompt : &id_graph, *in_eager = step == 0 ? prompt : &id_eager;
         const int m = step == 0 ? n : 1;
-        CHECK(cuda_model_forward(graphed, in_graph, m, false, NULL, smp, uniform, &id_graph, err,
+        CHECK(cuda_model_forward(graphed, 0, in_graph, m, false, NULL, smp, uniform, &id_graph, err,
                                  sizeof err) == 0, "graph: %s", err);
-        CHECK(cuda_model_forward(eager, in_eager, m, false, NULL, smp, uniform, &id_eager, err,
+        CHECK(cuda_model_forward(eager, 0, in_eager, m, false, NULL, smp, uniform, &id_eager, err,
                                  sizeof err) == 0, "eager: %s", err);
         CHECK(id_graph == id_eager, "step %d: graph replay drew %d, eager launches %d", step,
               id_graph, id_eager);
@@ -150,8 +153,7 @@ int main(int argc, char **argv) {
     cuda_model gpu, gpu_eager;
     const cuda_model_options options = {.kv_mem_bytes = 4u << 20};
     const cuda_model_options eager_options = {.kv_mem_bytes = 4u << 20, .eager_decode = true};
-    if (cpu_model_create(&cpu, &ckpt, 0, KV_FORMAT_FP32, err, sizeof err) != 0 ||
-        cuda_model_create(&gpu, &ckpt, &options, err, sizeof err) != 0 ||
+    if (cpu_model_create(&cpu, &ckpt, 0, KV_FORMAT_FP16, err, sizeof err) != 0 ||
         cuda_model_create(&gpu_eager, &ckpt, &eager_options, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -159,24 +161,39 @@ int main(int argc, char **argv) {
     const int V = ckpt.config.vocab_size, P = ckpt.config.n_positions;
     int32_t *ids = malloc((size_t)P * sizeof *ids);
     for (int i = 0; i < P; i++) ids[i] = (int32_t)(splitmix64_mix(rng + (uint64_t)i) % (uint64_t)V);
-
-    agreement a = {0};
-    check_prefill(&gpu, &cpu, ids, P, P, &a);      /* the whole context at once */
-    check_prefill(&gpu, &cpu, ids, P - 3, 13, &a); /* chunks on top of the cache */
     sampler greedy, sampled;
     sampler_create(&greedy, V, (sampler_params){.temperature = 0.0f, .top_p = 1.0f});
     sampler_create(&sampled, V, (sampler_params){.temperature = 0.9f, .top_k = 40, .top_p = 0.95f});
-    check_decode(&gpu, &cpu, ids, 5, 20, &greedy, &rng, &a);
-    check_decode(&gpu, &cpu, ids, 17, 12, &sampled, &rng, &a);
-    check_graph_replay(&gpu, &gpu_eager, ids, 9, 30, &greedy, &rng);
-    check_graph_replay(&gpu, &gpu_eager, ids, 4, 30, &sampled, &rng); /* a new graph: new settings */
-    printf("test_cuda_forward_gpu: worst max|dlogit| / max|logit| %.3g%%, top-1 agreement %ld / %ld\n",
-           100 * a.worst_ratio, a.top1_agree, a.top1_total);
+
+    const struct { const char *name; bool int8, unfused; } forms[] = {
+        {"fp16", false, false}, {"fp16 unfused", false, true},
+        {"int8", true, false}, {"int8 unfused", true, true}};
+    for (size_t f = 0; f < sizeof forms / sizeof *forms; f++) {
+        cuda_model_options form = options;
+        form.int8_kv = forms[f].int8;
+        form.unfused = forms[f].unfused;
+        if (cuda_model_create(&gpu, &ckpt, &form, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", forms[f].name, err);
+            return 1;
+        }
+        cpu_model_set_kv_format(&cpu, forms[f].int8 ? KV_FORMAT_INT8 : KV_FORMAT_FP16);
+        agreement a = {0};
+        check_prefill(&gpu, &cpu, ids, P, P, &a);      /* the whole context at once */
+        check_prefill(&gpu, &cpu, ids, P - 3, 13, &a); /* chunks on top of the cache */
+        check_decode(&gpu, &cpu, ids, 5, 20, &greedy, &rng, &a);
+        check_decode(&gpu, &cpu, ids, 17, 12, &sampled, &rng, &a);
+        if (f == 0) {
+            check_graph_replay(&gpu, &gpu_eager, ids, 9, 30, &greedy, &rng);
+            check_graph_replay(&gpu, &gpu_eager, ids, 4, 30, &sampled, &rng); /* new settings */
+        }
+        printf("test_cuda_forward_gpu %s: worst max|dlogit| / max|logit| %.3g%%, top-1 agreement "
+               "%ld / %ld\n", forms[f].name, 100 * a.worst_ratio, a.top1_agree, a.top1_total);
+        cuda_model_destroy(&gpu);
+    }
 
     sampler_destroy(&greedy);
     sampler_destroy(&sampled);
     free(ids);
-    cuda_model_destroy(&gpu);
     cuda_model_destroy(&gpu_eager);
     cpu_model_destroy(&cpu);
     gpt2_checkpoint_close(&ckpt);

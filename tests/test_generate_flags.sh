@@ -71,7 +71,8 @@ for name in ("recomputed", "eager"):
     print(f"{name}: first difference at step {k}, a near-tie (CPU margin {margin:.4f})")
 PY
 
-# --kv-mem. One block of the fixture is 2 layers x K,V x 2 heads x 16 tokens x 64 x 2 bytes.
+# --kv-mem. A block is one layer's page: K,V x 2 heads x 16 tokens x 64 x 2 bytes = 8 KiB, and
+# a token needs one in each of the fixture's 2 layers.
 expect_error "kv-mem zero" "'--kv-mem': '0' is not a byte count" gen -p "a" --kv-mem 0
 expect_error "kv-mem suffix" "'--kv-mem': '12KB' is not a byte count" gen -p "a" --kv-mem 12KB
 expect_error "kv-mem overflow" "'--kv-mem': '99999999999G' is not a byte count" \
@@ -87,11 +88,12 @@ else
   [ "$(first_ids "$work/fit.json" 10)" = "$(first_ids "$work/cached.json" 10)" ] \
     || fail "--kv-mem 16K: other ids than with the default pool"
   expect_error "kv-mem too small" \
-    "the KV pool holds 16 tokens (16384 bytes per block of 16 tokens), but the prompt and -n need 17: give --kv-mem 32768 or more" \
+    "the KV pool holds 16 tokens of one sequence (8192 bytes per layer's block of 16 tokens), but the prompt and -n need 17: give --kv-mem 32768 or more" \
     gen -p "$prompt" -n 11 --kv-mem 16K
   expect_error "kv-mem too small, no cache" "give --kv-mem 32768 or more" \
     gen -p "$prompt" -n 11 --kv-mem 16K --no-kv-cache
-  expect_error "kv-mem below a block" "a KV budget of 16383 bytes holds no block of 16384 bytes" \
+  expect_error "kv-mem below a block per layer" \
+    "a KV budget of 16383 bytes holds 1 blocks of 8192 bytes, and a token needs one in each of the 2 layers" \
     gen -p "a" --kv-mem 16383
 fi
 

@@ -1,7 +1,8 @@
 /*
- * The paged KV pool's bookkeeping under a random workload: blocks are never owned twice or
- * lost, reservations are all or nothing, release frees at once, slots are distinct and in range;
- * and its sizing in FP16 and INT8.
+ * The paged KV pool's bookkeeping under a random workload: blocks (one layer's page each) are
+ * never owned twice or lost, every layer of a sequence holds its own blocks, reservations are
+ * all or nothing across layers, release frees at once, slots are distinct and in range; and its
+ * sizing in FP16 and INT8.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +15,21 @@
 #define N_SEQS 24
 #define MAX_TOKENS 1024
 
-/* Every block is free or owned by exactly one sequence, and in_use says which. */
+/* Every block is free or owned by exactly one layer of one sequence, and in_use says which. */
 static void check_ownership(const kv_block_allocator *alloc, const kv_sequence *seqs, int n) {
     const int num_blocks = alloc->shape.num_blocks, B = alloc->shape.block_size;
     int *owners = calloc((size_t)num_blocks, sizeof(int));
     for (int i = 0; i < alloc->n_free; i++) owners[alloc->free_ids[i]]++;
     for (int s = 0; s < n; s++) {
-        CHECK(seqs[s].n_blocks == (seqs[s].n_tokens + B - 1) / B, "sequence %d: %d blocks for %d tokens",
-              s, seqs[s].n_blocks, seqs[s].n_tokens);
-        for (int b = 0; b < seqs[s].n_blocks; b++) {
-            int32_t id = seqs[s].block_ids[b];
-            CHECK(alloc->in_use[id], "block %d owned but not marked in use", id);
-            owners[id]++;
+        for (int l = 0; l < seqs[s].n_layer; l++) {
+            CHECK(seqs[s].n_blocks[l] == (seqs[s].n_tokens + B - 1) / B,
+                  "sequence %d layer %d: %d blocks for %d tokens", s, l, seqs[s].n_blocks[l],
+                  seqs[s].n_tokens);
+            const int32_t *table = kv_sequence_table(&seqs[s], l);
+            for (int b = 0; b < seqs[s].n_blocks[l]; b++) {
+                CHECK(alloc->in_use[table[b]], "block %d owned but not marked in use", table[b]);
+                owners[table[b]]++;
+            }
         }
     }
     for (int id = 0; id < num_blocks; id++)
@@ -33,20 +37,23 @@ static void check_ownership(const kv_block_allocator *alloc, const kv_sequence *
     free(owners);
 }
 
-/* Slots of every reserved position are distinct, in range, and on the sequence's blocks. */
+/* Slots of every reserved position in every layer are distinct, in range, and on that layer's blocks. */
 static void check_slots(const kv_block_allocator *alloc, const kv_sequence *seqs, int n) {
     const int B = alloc->shape.block_size;
     const int64_t n_slots = (int64_t)alloc->shape.num_blocks * B;
     unsigned char *seen = calloc((size_t)n_slots, 1);
     for (int s = 0; s < n; s++) {
-        for (int pos = 0; pos < seqs[s].n_tokens; pos++) {
-            int64_t slot = kv_sequence_slot(&seqs[s], pos);
-            CHECK(slot >= 0 && slot < n_slots, "slot %lld out of range", (long long)slot);
-            if (slot < 0 || slot >= n_slots) continue;
-            CHECK(!seen[slot], "slot %lld used twice", (long long)slot);
-            CHECK(slot / B == seqs[s].block_ids[pos / B] && slot % B == pos % B,
-                  "slot %lld is not on block %d", (long long)slot, seqs[s].block_ids[pos / B]);
-            seen[slot] = 1;
+        for (int l = 0; l < seqs[s].n_layer; l++) {
+            const int32_t *table = kv_sequence_table(&seqs[s], l);
+            for (int pos = 0; pos < seqs[s].n_tokens; pos++) {
+                int64_t slot = kv_sequence_slot(&seqs[s], l, pos);
+                CHECK(slot >= 0 && slot < n_slots, "slot %lld out of range", (long long)slot);
+                if (slot < 0 || slot >= n_slots) continue;
+                CHECK(!seen[slot], "slot %lld used twice", (long long)slot);
+                CHECK(slot / B == table[pos / B] && slot % B == pos % B,
+                      "slot %lld is not on block %d", (long long)slot, table[pos / B]);
+                seen[slot] = 1;
+            }
         }
     }
     free(seen);
@@ -54,43 +61,46 @@ static void check_slots(const kv_block_allocator *alloc, const kv_sequence *seqs
 
 static void check_random_workload(uint64_t *rng) {
     kv_pool_shape shape = {
-        .n_layer = 2, .n_head = 2, .block_size = 16, .num_blocks = 200, .format = KV_FORMAT_FP16};
+        .n_layer = 3, .n_head = 2, .block_size = 16, .num_blocks = 600, .format = KV_FORMAT_FP16};
     kv_block_allocator alloc;
     kv_sequence seqs[N_SEQS];
     CHECK(kv_block_allocator_create(&alloc, &shape) == 0, "allocator");
-    for (int s = 0; s < N_SEQS; s++) kv_sequence_create(&seqs[s], MAX_TOKENS, shape.block_size);
+    for (int s = 0; s < N_SEQS; s++) kv_sequence_create(&seqs[s], shape.n_layer, MAX_TOKENS, shape.block_size);
     int full = 0, too_long = 0, reserved = 0;
     for (int step = 0; step < 5000; step++) {
         kv_sequence *seq = &seqs[(int)(sampler_next_uniform(rng) * N_SEQS)];
         if (sampler_next_uniform(rng) < 0.1f) {
             int before = alloc.n_free;
-            int held = seq->n_blocks;
+            int held = seq->n_layer * seq->n_blocks[0];
             kv_sequence_release(&alloc, seq);
-            CHECK(alloc.n_free == before + held && seq->n_blocks == 0 && seq->n_tokens == 0,
+            CHECK(alloc.n_free == before + held && seq->n_blocks[0] == 0 && seq->n_tokens == 0,
                   "release did not return %d blocks at once", held);
             continue;
         }
         int n_new = sampler_next_uniform(rng) < 0.7f ? 1 : (int)(sampler_next_uniform(rng) * 300);
-        kv_sequence snapshot = *seq;
+        const int tokens_before = seq->n_tokens, blocks_before = seq->n_blocks[0];
+        const int predicted = kv_sequence_blocks_needed(seq, n_new);
         int32_t first_free = alloc.n_free ? alloc.free_ids[alloc.n_free - 1] : -1;
         int free_before = alloc.n_free;
         kv_reserve_status status = kv_sequence_reserve(&alloc, seq, n_new);
         if (status == KV_RESERVED) {
             reserved++;
-            CHECK(seq->n_tokens == snapshot.n_tokens + n_new, "reserved tokens");
+            CHECK(seq->n_tokens == tokens_before + n_new, "reserved tokens");
+            CHECK(alloc.n_free == free_before - predicted, "took %d blocks, predicted %d",
+                  free_before - alloc.n_free, predicted);
         } else {
             full += status == KV_POOL_FULL;
             too_long += status == KV_TOO_LONG;
-            CHECK(seq->n_tokens == snapshot.n_tokens && seq->n_blocks == snapshot.n_blocks &&
+            CHECK(seq->n_tokens == tokens_before && seq->n_blocks[0] == blocks_before &&
                   alloc.n_free == free_before &&
                   (alloc.n_free == 0 || alloc.free_ids[alloc.n_free - 1] == first_free),
                   "a refused reservation changed the pool");
-            int need = (snapshot.n_tokens + n_new + 15) / 16 - snapshot.n_blocks;
+            int need = shape.n_layer * ((tokens_before + n_new + 15) / 16 - blocks_before);
             if (status == KV_POOL_FULL)
                 CHECK(need > free_before, "refused %d blocks with %d free", need, free_before);
             else
-                CHECK(snapshot.n_tokens + n_new > MAX_TOKENS, "refused as too long at %d tokens",
-                      snapshot.n_tokens + n_new);
+                CHECK(tokens_before + n_new > MAX_TOKENS, "refused as too long at %d tokens",
+                      tokens_before + n_new);
         }
         if (step % 50 == 0) {
             check_ownership(&alloc, seqs, N_SEQS);
@@ -107,34 +117,44 @@ static void check_random_workload(uint64_t *rng) {
     kv_block_allocator_destroy(&alloc);
 }
 
-/* GPT-2 124M: K and V, 12 layers x 768 features x 2 bytes = 36,864 bytes per token. */
+/*
+ * GPT-2 124M: K and V, 12 layers x 768 features x 2 bytes = 36,864 bytes per token; a block is
+ * one layer's page of 16 tokens, 16 x 3,072 bytes.
+ */
 static void check_sizing(void) {
     kv_pool_shape shape = {.n_layer = 12, .n_head = 12, .block_size = 16, .format = KV_FORMAT_FP16};
-    CHECK(kv_pool_bytes_per_block(&shape) == 16 * 36864, "bytes per block %zu",
+    CHECK(kv_pool_bytes_per_token(&shape) == 36864, "bytes per token %zu",
+          kv_pool_bytes_per_token(&shape));
+    CHECK(kv_pool_bytes_per_block(&shape) == 16 * 3072, "bytes per block %zu",
           kv_pool_bytes_per_block(&shape));
-    CHECK(kv_pool_blocks_for_budget(&shape, (size_t)1 << 30) == (1 << 30) / (16 * 36864),
+    CHECK(kv_pool_blocks_for_budget(&shape, (size_t)1 << 30) == (1 << 30) / (16 * 3072),
           "blocks in 1 GiB");
-    CHECK(kv_pool_blocks_for_budget(&shape, 16 * 36864 - 1) == 0, "a partial block counted");
+    CHECK(kv_pool_blocks_for_budget(&shape, 16 * 3072 - 1) == 0, "a partial block counted");
+    shape.num_blocks = 12 * 64 + 11; /* 64 blocks in every layer; 11 left over hold no token */
+    CHECK(kv_pool_tokens_per_sequence(&shape) == 1024, "tokens per sequence %d",
+          kv_pool_tokens_per_sequence(&shape));
 }
 
 /*
  * GPT-2 124M in INT8: per token, K and V x 12 layers x 12 heads x (64 int8 codes + a 2-byte fp16
  * scale) = 19,008 bytes, against 36,864 in fp16. For the same budget the INT8 pool holds at least
- * 1.9x the tokens, whole blocks counted (1 GiB: 3530 blocks against 1820, 1.94x).
+ * 1.9x the tokens, whole blocks counted (1 GiB: 42366 one-layer blocks against 21845, 1.94x).
  */
 static void check_int8_capacity(void) {
     const size_t int8_token_bytes = 2 * 12 * 12 * (64 + 2), fp16_token_bytes = 36864;
     kv_pool_shape fp16 = {.n_layer = 12, .n_head = 12, .block_size = 16, .format = KV_FORMAT_FP16};
     kv_pool_shape int8 = fp16;
     int8.format = KV_FORMAT_INT8;
-    CHECK(kv_pool_bytes_per_block(&int8) == 16 * int8_token_bytes, "int8 bytes per block %zu",
+    CHECK(kv_pool_bytes_per_token(&int8) == int8_token_bytes, "int8 bytes per token %zu",
+          kv_pool_bytes_per_token(&int8));
+    CHECK(kv_pool_bytes_per_block(&int8) == 16 * int8_token_bytes / 12, "int8 bytes per block %zu",
           kv_pool_bytes_per_block(&int8));
     const size_t budgets[] = {(size_t)64 << 20, (size_t)1 << 30, (size_t)80 << 30};
     for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
         const int fp16_blocks = kv_pool_blocks_for_budget(&fp16, budgets[i]);
         const int int8_blocks = kv_pool_blocks_for_budget(&int8, budgets[i]);
-        CHECK(int8_blocks == (int)(budgets[i] / (16 * int8_token_bytes)) &&
-                  fp16_blocks == (int)(budgets[i] / (16 * fp16_token_bytes)),
+        CHECK(int8_blocks == (int)(budgets[i] / (16 * int8_token_bytes / 12)) &&
+                  fp16_blocks == (int)(budgets[i] / (16 * fp16_token_bytes / 12)),
               "blocks in %zu bytes: int8 %d, fp16 %d", budgets[i], int8_blocks, fp16_blocks);
         CHECK(int8_blocks >= 1.9 * fp16_blocks, "%zu bytes: int8 holds %d blocks, fp16 %d (%.3fx)",
               budgets[i], int8_blocks, fp16_blocks, (double)int8_blocks / fp16_blocks);
@@ -146,10 +166,11 @@ static void check_int8_capacity(void) {
 
 static void check_rejects_bad_sequences(void) {
     kv_sequence seq;
-    CHECK(kv_sequence_create(&seq, 1024, 0) == -1, "block size 0 accepted");
-    CHECK(kv_sequence_create(&seq, 0, 16) == -1, "max_tokens 0 accepted");
-    CHECK(kv_sequence_create(&seq, -5, 16) == -1, "negative max_tokens accepted");
-    CHECK(kv_sequence_create(&seq, 17, 16) == 0 && seq.capacity == 2, "17 tokens need 2 blocks");
+    CHECK(kv_sequence_create(&seq, 2, 1024, 0) == -1, "block size 0 accepted");
+    CHECK(kv_sequence_create(&seq, 2, 0, 16) == -1, "max_tokens 0 accepted");
+    CHECK(kv_sequence_create(&seq, 2, -5, 16) == -1, "negative max_tokens accepted");
+    CHECK(kv_sequence_create(&seq, 0, 1024, 16) == -1, "0 layers accepted");
+    CHECK(kv_sequence_create(&seq, 2, 17, 16) == 0 && seq.capacity == 2, "17 tokens need 2 blocks");
     kv_sequence_destroy(&seq);
 }
 

@@ -209,6 +209,14 @@ bool cli_backend_parse(cli_args *args, cli_backend *out) {
     return false;
 }
 
+bool cli_cuda_flag(cli_args *args, cli_cuda_flags *flags) {
+    if (cli_flag(args, "--unfused")) flags->unfused = true;
+    else if (cli_flag(args, "--device")) cli_int(args, 0, 1 << 16, &flags->device);
+    else return false;
+    flags->given = true;
+    return true;
+}
+
 bool cli_kv_format_parse(cli_args *args, kv_format *out) {
     const char *value = cli_value(args);
     if (!value) return false;

@@ -57,18 +57,36 @@ int cli_encode_file(const char *cmd, const char *path, int vocab_size, token_ids
  */
 int cli_parse_ids(const char *cmd, const char *text, size_t len, int vocab_size, token_ids *out);
 
-typedef enum { BACKEND_CPU, BACKEND_CUDA } cli_backend;
+/* BACKEND_AUTO: no --backend given; cli_backend_resolve (tools/cli_model.h) picks one. */
+typedef enum { BACKEND_AUTO, BACKEND_CPU, BACKEND_CUDA } cli_backend;
 /* Parses --backend's value (cpu or cuda); prints an error and returns false for others. */
 bool cli_backend_parse(cli_args *args, cli_backend *out);
+
 
 /* Parses --kv's value (fp32, fp16 or int8); prints an error and returns false for others. */
 bool cli_kv_format_parse(cli_args *args, kv_format *out);
 #define CLI_KV_HELP                                                                           \
-    "  --kv FORMAT        KV cache format: fp32 (exact, the cpu default), fp16 (the cuda default),\n" \
-    "                     or int8 (per token and head, fp16 scale; cpu only for now)\n"
+    "  --kv FORMAT        KV cache format: fp32 (exact, the cpu default; cpu only), fp16 (the cuda\n" \
+    "                     default), or int8 (per token and head, fp16 scale)\n"
 #define CLI_BACKEND_HELP                                                                      \
-    "  --backend B        cpu (the fp32 reference, the default) or cuda (a GPU, or the SIMT\n"   \
-    "                     emulator in the emulation build)\n"
+    "  --backend B        cuda (a GPU, or the SIMT emulator in the emulation build; the default\n" \
+    "                     where there is one) or cpu (the fp32 reference; the default without a\n" \
+    "                     device, and with --kv fp32). $GPT2_BACKEND sets the default\n"       \
+    "  --unfused          cuda: bias, GELU, residual adds and INT8 (de)quantization each as a\n"  \
+    "                     kernel of its own (the baseline of fused against unfused)\n"           \
+    "  --device N         cuda: the GPU to run on (default 0)\n"
+
+/* The CUDA engine's flags that every model command takes: --unfused and --device. */
+typedef struct {
+    bool unfused;
+    int device;
+    bool given; /* any of them was on the command line */
+} cli_cuda_flags;
+/*
+ * Parses the current argument when it is --unfused or --device N (true: consumed, and
+ * args->failed says whether its value was bad); false for any other argument.
+ */
+bool cli_cuda_flag(cli_args *args, cli_cuda_flags *flags);
 
 /*
  * The model directory: -m when given, else $GPT2_MODEL, else the first of weights/default and

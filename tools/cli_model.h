@@ -24,17 +24,30 @@ typedef struct {
     cuda_model cuda; /* BACKEND_CUDA */
 } cli_model;
 
+/*
+ * Resolves BACKEND_AUTO: $GPT2_BACKEND when set (cpu or cuda), else cpu when fp32_kv (--kv fp32
+ * is the CPU reference's), else cuda when there is a device (or the emulator), else cpu, with
+ * one line on stderr saying so. Returns 0, or 1 after printing the error ($GPT2_BACKEND bad).
+ */
+int cli_backend_resolve(const char *cmd, cli_backend *backend, bool fp32_kv);
+
 /* "cpu" or "cuda". */
 const char *cli_backend_name(cli_backend backend);
 
 /*
- * Opens the checkpoint and builds the model on `backend`. kv_given says whether --kv was on the
- * command line: without it the CPU stores fp32 and CUDA fp16; CUDA refuses any other format.
+ * Opens the checkpoint and builds the model on `backend` (resolved: not BACKEND_AUTO), for one
+ * sequence at a time. kv_given says whether --kv was on the command line: without it the CPU
+ * stores fp32 and CUDA fp16; CUDA refuses fp32.
  * Returns 0, or 1 after printing the error.
  */
 int cli_model_load(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
-                   bool kv_given, cli_model *model);
-/* The same with the CUDA engine's settings (the KV budget, eager decode); the CPU ignores them. */
+                   bool kv_given, const cli_cuda_flags *cuda_flags /* may be NULL */,
+                   cli_model *model);
+/*
+ * The same with all of the CUDA engine's settings (the KV budget, batch, eager decode, unfused,
+ * device); on the CPU, --unfused and --device are errors and the others are ignored. int8_kv
+ * is set from the format.
+ */
 int cli_model_load_with(const char *cmd, const char *model_dir, cli_backend backend, kv_format kv,
                         bool kv_given, const cuda_model_options *cuda_options, cli_model *model);
 void cli_model_destroy(cli_model *model);

@@ -9,15 +9,19 @@
 #include <unistd.h>
 
 #include "model/sampler.h"
+#include "model/scheduler.h"
 #include "tools/cli.h"
 #include "tools/cli_model.h"
 #include "tools/commands.h"
+#include "tools/prompts.h"
 #include "tools/result.h"
 
 typedef struct {
     const char *model_flag;
     const char *prompt;
     const char *prompt_file;
+    const char *prompts_file; /* --prompts: one prompt per line, run as one batch */
+    int max_seqs;           /* cuda: sequences at once; 0 = the engine's default */
     int n_new;
     sampler_params sampling;
     bool seed_given;
@@ -29,6 +33,7 @@ typedef struct {
     bool kv_given;
     bool no_kv_cache;       /* recompute the whole context at every token */
     bool no_graph;          /* cuda: decode steps launched eagerly */
+    cli_cuda_flags cuda;    /* cuda: --unfused, --device */
     size_t kv_mem_bytes;    /* cuda: the KV pool's budget; 0 = the default */
 } generate_options;
 
@@ -38,6 +43,12 @@ static void print_help(void) {
          "                     of weights/default and weights/gpt2 that exists)\n"
          "  -p TEXT            prompt text\n"
          "  -f FILE            read the prompt from FILE\n"
+         "  --prompts FILE     cuda: one prompt per line (an empty line is a prompt too), run as one\n"
+         "                     continuously batched set; completions print in input order. Prompt i\n"
+         "                     samples with seed --seed + i, so it gives the text it gives alone\n"
+         "                     with that seed. A pool too small for all waits, preempts and\n"
+         "                     recomputes; one that can never hold a prompt + -n is an error\n"
+         "  --max-seqs N       --prompts: at most N sequences at once (default 256)\n"
          "  -n N               tokens to generate (default 64)\n"
          "  --greedy           always take the most likely token (same as --temperature 0)\n"
          "  --temperature T    softmax temperature (default 0.8; 0 = greedy)\n"
@@ -49,8 +60,9 @@ static void print_help(void) {
          CLI_BACKEND_HELP
          CLI_KV_HELP
          "  --kv-mem BYTES     cuda: the paged KV pool's budget, e.g. 512K or 64M (K, M, G: powers\n"
-         "                     of 1024; default: half the free GPU memory); at most what the context\n"
-         "                     fills is allocated; too small for the prompt + -n is an error.\n"
+         "                     of 1024; default: half the free GPU memory); at most what one context\n"
+         "                     (--prompts: --max-seqs of them) fills is allocated; too small for the\n"
+         "                     prompt + -n is an error.\n"
          "                     Refused on cpu, whose cache always spans the whole context\n"
          "  --no-graph         cuda: launch each decode step's kernels one by one instead of replaying\n"
          "                     a CUDA graph, so that profilers see every layer and op (cpu: no effect)\n"
@@ -88,7 +100,7 @@ static bool parse_bytes(cli_args *args, size_t *out) {
 static int parse_options(int argc, char **argv, generate_options *opt) {
     *opt = (generate_options){.n_new = 64,
                               .sampling = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f},
-                              .backend = BACKEND_CPU,
+                              .backend = BACKEND_AUTO,
                               .kv = KV_FORMAT_FP32};
     cli_args args = {.cmd = "generate", .argc = argc, .argv = argv, .next = 0};
     unsigned long long seed = 0;
@@ -99,6 +111,8 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         } else if (cli_flag(&args, "-m")) opt->model_flag = cli_value(&args);
         else if (cli_flag(&args, "-p")) opt->prompt = cli_value(&args);
         else if (cli_flag(&args, "-f")) opt->prompt_file = cli_value(&args);
+        else if (cli_flag(&args, "--prompts")) opt->prompts_file = cli_value(&args);
+        else if (cli_flag(&args, "--max-seqs")) cli_int(&args, 1, 1 << 15, &opt->max_seqs);
         else if (cli_flag(&args, "-n")) cli_int(&args, 0, 1 << 30, &opt->n_new);
         else if (cli_flag(&args, "--greedy")) opt->sampling.temperature = 0.0f;
         else if (cli_flag(&args, "--temperature")) cli_float(&args, 0.0, 100.0, &opt->sampling.temperature);
@@ -108,6 +122,7 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         else if (cli_flag(&args, "--ignore-eos")) opt->ignore_eos = true;
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_cuda_flag(&args, &opt->cuda)) continue;
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else if (cli_flag(&args, "--kv-mem")) parse_bytes(&args, &opt->kv_mem_bytes);
@@ -115,11 +130,23 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         else if (cli_flag(&args, "--no-kv-cache")) opt->no_kv_cache = true;
         else return cli_unknown(&args);
     }
-    if (!args.failed && opt->kv_mem_bytes && opt->backend == BACKEND_CPU)
+    if (args.failed) return 1;
+    if (cli_backend_resolve("generate", &opt->backend, opt->kv_given && opt->kv == KV_FORMAT_FP32) != 0)
+        return 1;
+    if (opt->kv_mem_bytes && opt->backend == BACKEND_CPU)
         return cli_error("generate", "--kv-mem sizes the cuda backend's paged KV pool; the cpu "
                                      "backend's cache always spans the whole context");
+    if (opt->prompts_file && (opt->prompt || opt->prompt_file))
+        return cli_error("generate", "give the prompts with -p, -f or --prompts, only one of them");
+    if (opt->prompts_file && opt->backend == BACKEND_CPU)
+        return cli_error("generate", "--prompts batches on the cuda backend (--backend cuda); the "
+                                     "cpu backend runs one prompt at a time");
+    if (opt->prompts_file && opt->no_kv_cache)
+        return cli_error("generate", "--prompts needs the KV cache; --no-kv-cache runs one prompt");
+    if (opt->max_seqs && !opt->prompts_file)
+        return cli_error("generate", "--max-seqs sizes the batch of --prompts");
     opt->sampling.seed = opt->seed_given ? seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    return args.failed ? 1 : 0;
+    return 0;
 }
 
 /* Everything one generation run produces. */
@@ -311,6 +338,157 @@ static int check_prompt(const generate_options *opt, const cli_model *model, con
     return cli_model_check_kv("generate", model, forwarded);
 }
 
+/* ---- --prompts: one batch of many prompts ---- */
+
+/* The prompts of a --prompts file, encoded, and what each one generates. */
+typedef struct {
+    token_ids *prompts;        /* [count] */
+    batch_request *requests;   /* [count] */
+    int count;
+} prompt_batch;
+
+static void free_prompt_batch(prompt_batch *b) {
+    for (int i = 0; i < b->count; i++) {
+        token_ids_free(&b->prompts[i]);
+        if (b->requests) free(b->requests[i].generated);
+    }
+    free(b->prompts);
+    free(b->requests);
+    *b = (prompt_batch){0};
+}
+
+/* Encodes line i as generate encodes -p (an empty one starts from <|endoftext|>) and checks it. */
+static int encode_line(const generate_options *opt, const tokenizer *tok, const cli_model *model,
+                       const prompt_list *lines, int i, prompt_batch *b) {
+    token_ids *ids = &b->prompts[i];
+    if (tokenizer_encode(tok, lines->text[i], lines->len[i], opt->allow_special, ids) != 0 ||
+        (ids->len == 0 && token_ids_push(ids, TOKENIZER_EOT_ID) != 0))
+        return cli_error("generate", "out of memory");
+    for (size_t t = 0; t < ids->len; t++)
+        if (ids->ids[t] >= model->config.vocab_size)
+            return cli_error("generate", "%s line %d: token id %d is outside this model's vocabulary "
+                             "of %d", opt->prompts_file, i + 1, ids->ids[t], model->config.vocab_size);
+    batch_request *r = &b->requests[i];
+    r->prompt = ids->ids;
+    r->prompt_len = (int)(ids->len < (size_t)INT32_MAX ? ids->len : INT32_MAX);
+    r->max_new = opt->n_new;
+    r->seed = opt->sampling.seed + (uint64_t)i;
+    r->generated = malloc((size_t)(opt->n_new > 0 ? opt->n_new : 1) * sizeof(int32_t));
+    return r->generated ? 0 : cli_error("generate", "out of memory");
+}
+
+static int load_prompt_batch(const generate_options *opt, const tokenizer *tok,
+                             const cli_model *model, prompt_batch *b) {
+    size_t len = 0;
+    char *bytes = cli_read_text("generate", NULL, opt->prompts_file, &len);
+    if (!bytes) return 1;
+    char err[GPT2_ERR_LEN];
+    prompt_list lines;
+    int rc = prompt_list_parse(&lines, bytes, len, err, sizeof err) == 0
+                 ? 0 : cli_error("generate", "%s: %s", opt->prompts_file, err);
+    if (rc == 0 && lines.count == 0) rc = cli_error("generate", "%s holds no prompt", opt->prompts_file);
+    if (rc == 0) {
+        b->count = lines.count;
+        b->prompts = calloc((size_t)lines.count, sizeof *b->prompts);
+        b->requests = calloc((size_t)lines.count, sizeof *b->requests);
+        if (!b->prompts || !b->requests) rc = cli_error("generate", "out of memory");
+    }
+    for (int i = 0; rc == 0 && i < lines.count; i++) rc = encode_line(opt, tok, model, &lines, i, b);
+    prompt_list_free(&lines);
+    free(bytes);
+    return rc;
+}
+
+/* Prints request i's completion: a JSON line, or its text under a header. 1 after an error. */
+static int print_completion(const generate_options *opt, const tokenizer *tok, const prompt_batch *b,
+                            int i) {
+    const batch_request *r = &b->requests[i];
+    if (r->state == REQUEST_FAILED) {
+        if (opt->json) {
+            printf("{\"index\":%d,\"error\":", i);
+            result_json_string(stdout, r->error, strlen(r->error));
+            printf("}\n");
+        }
+        return cli_error("generate", "prompt %d (line %d): %s; stopped after %d generated tokens",
+                         i, i + 1, r->error, r->n_generated);
+    }
+    char *text = NULL;
+    size_t text_len = 0;
+    if (tokenizer_decode(tok, r->generated, (size_t)r->n_generated, &text, &text_len, NULL) != 0)
+        return cli_error("generate", "prompt %d: a generated id has no text", i);
+    if (opt->json) {
+        printf("{\"index\":%d,\"seed\":%llu,\"prompt_tokens\":%d,\"generated_tokens\":%d,\"ids\":[",
+               i, (unsigned long long)r->seed, r->prompt_len, r->n_generated);
+        for (int t = 0; t < r->n_generated; t++) printf("%s%d", t ? "," : "", r->generated[t]);
+        printf("],\"text\":");
+        result_json_string(stdout, text, text_len);
+        printf("}\n");
+    } else {
+        printf("=== prompt %d (line %d, seed %llu) ===\n", i, i + 1, (unsigned long long)r->seed);
+        fwrite(text, 1, text_len, stdout);
+        printf("\n");
+    }
+    free(text);
+    return 0;
+}
+
+static void print_batch_stats(const prompt_batch *b, const batch_stats *st, double seconds) {
+    long generated = 0;
+    for (int i = 0; i < b->count; i++) generated += b->requests[i].n_generated;
+    fprintf(stderr, "gpt2: %d prompts, %ld tokens generated in %.2f s (%.1f tok/s); %d prefills, "
+            "%d decode steps, largest batch %d, %d preemptions\n", b->count, generated, seconds,
+            seconds > 0 ? (double)generated / seconds : 0.0, st->prefills, st->decode_steps,
+            st->largest_batch, st->preemptions);
+}
+
+static int run_prompts(const generate_options *opt, const tokenizer *tok, cli_model *model) {
+    prompt_batch b = {0};
+    int rc = load_prompt_batch(opt, tok, model, &b);
+    const int sample_vocab = model->config.vocab_size < TOKENIZER_VOCAB_SIZE
+                                 ? model->config.vocab_size : TOKENIZER_VOCAB_SIZE;
+    sampler smp;
+    if (rc == 0 && sampler_create(&smp, sample_vocab, opt->sampling) != 0)
+        rc = cli_error("generate", "out of memory");
+    if (rc != 0) {
+        free_prompt_batch(&b);
+        return rc;
+    }
+    char err[GPT2_ERR_LEN];
+    batch_stats stats;
+    const double start = cli_now();
+    if (batch_run(&model->cuda, b.requests, b.count, &smp, !opt->ignore_eos, TOKENIZER_EOT_ID,
+                  &stats, err, sizeof err) != 0)
+        rc = cli_error("generate", "%s", err);
+    const double seconds = cli_now() - start;
+    int failed = 0; /* a prompt that failed alone: the others still print, the exit says so */
+    for (int i = 0; rc == 0 && i < b.count; i++) failed |= print_completion(opt, tok, &b, i);
+    if (rc == 0) fflush(stdout);
+    if (rc == 0 && !opt->json) print_batch_stats(&b, &stats, seconds);
+    if (rc == 0) rc = failed;
+    sampler_destroy(&smp);
+    free_prompt_batch(&b);
+    return rc;
+}
+
+/* One prompt (-p, -f or stdin), streamed as it generates. */
+static int run_one_prompt(const generate_options *opt, const tokenizer *tok, cli_model *model,
+                          const char *model_dir) {
+    generation gen = {0};
+    int rc = encode_prompt(opt, tok, &gen);
+    if (rc == 0) rc = check_prompt(opt, model, &gen);
+    const gpt2_config *config = &model->config;
+    if (rc == 0 && !opt->json)
+        fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend %s, kv %s\n", model_dir,
+                config->n_layer, config->n_head, config->n_embd, cli_backend_name(model->backend),
+                kv_format_name(model->kv));
+    if (rc == 0) rc = run_generation(opt, tok, model, &gen);
+    if (rc == 0) print_stats(opt, model, &gen);
+    token_ids_free(&gen.prompt);
+    token_ids_free(&gen.generated);
+    free(gen.text);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv) {
     generate_options opt;
     int rc = parse_options(argc, argv, &opt);
@@ -319,26 +497,19 @@ int cmd_generate(int argc, char **argv) {
     if (!model_dir) return 1;
     tokenizer *tok = tokenizer_create();
     if (!tok) return cli_error("generate", "out of memory");
-    generation gen = {0};
     cli_model model;
     const cuda_model_options cuda_options = {.kv_mem_bytes = opt.kv_mem_bytes,
-                                             .eager_decode = opt.no_graph};
-    rc = encode_prompt(&opt, tok, &gen);
-    if (rc == 0 && (rc = cli_model_load_with("generate", model_dir, opt.backend, opt.kv, opt.kv_given,
-                                             &cuda_options, &model)) == 0) {
-        const gpt2_config *config = &model.config;
-        rc = check_prompt(&opt, &model, &gen);
-        if (rc == 0 && !opt.json)
-            fprintf(stderr, "gpt2: %s: %d layers, %d heads, %d wide, backend %s, kv %s\n",
-                    model_dir, config->n_layer, config->n_head, config->n_embd,
-                    cli_backend_name(model.backend), kv_format_name(model.kv));
-        if (rc == 0) rc = run_generation(&opt, tok, &model, &gen);
-        if (rc == 0) print_stats(&opt, &model, &gen);
+                                             .max_seqs = opt.prompts_file ? opt.max_seqs : 1,
+                                             .eager_decode = opt.no_graph,
+                                             .unfused = opt.cuda.unfused,
+                                             .device = opt.cuda.device};
+    rc = cli_model_load_with("generate", model_dir, opt.backend, opt.kv, opt.kv_given, &cuda_options,
+                             &model);
+    if (rc == 0) {
+        rc = opt.prompts_file ? run_prompts(&opt, tok, &model)
+                              : run_one_prompt(&opt, tok, &model, model_dir);
         cli_model_destroy(&model);
     }
-    token_ids_free(&gen.prompt);
-    token_ids_free(&gen.generated);
-    free(gen.text);
     tokenizer_destroy(tok);
     return rc;
 }

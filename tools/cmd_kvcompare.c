@@ -1,8 +1,9 @@
 /*
- * gpt2 kvcompare: what a KV cache format costs in accuracy. The CPU reference runs the same
- * tokens twice, teacher-forced, with K and V stored in a baseline format (fp16) and in the
- * format under test (int8), and compares the next-token distributions at every position:
- * KL(baseline || test), top-1 agreement and the largest logit error.
+ * gpt2 kvcompare: what a KV cache format costs in accuracy. The model runs the same tokens
+ * twice, teacher-forced, with K and V stored in a baseline format (fp16) and in the format under
+ * test (int8), and compares the next-token distributions at every position: KL(baseline ||
+ * test), top-1 agreement and the largest logit error. On the CPU one model switches format
+ * between the runs; on cuda two engines run side by side, one per format.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@ typedef struct {
     int ctx;       /* tokens per window; 0: the model's context */
     kv_format kv, baseline;
     bool json;
+    cli_backend backend;
+    cli_cuda_flags cuda;
 } kvcompare_options;
 
 static void print_help(void) {
@@ -31,12 +34,14 @@ static void print_help(void) {
          "  --ctx N            window length (default: the model's context)\n"
          "  --kv FORMAT        format under test: fp32, fp16 or int8 (default int8)\n"
          "  --baseline FORMAT  reference format (default fp16)\n"
+         CLI_BACKEND_HELP
          "  --json             print one JSON object on stdout");
 }
 
 /* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
 static int parse_options(int argc, char **argv, kvcompare_options *opt) {
-    *opt = (kvcompare_options){.positions = 1000, .kv = KV_FORMAT_INT8, .baseline = KV_FORMAT_FP16};
+    *opt = (kvcompare_options){.positions = 1000, .kv = KV_FORMAT_INT8, .baseline = KV_FORMAT_FP16,
+                               .backend = BACKEND_AUTO};
     cli_args args = {.cmd = "kvcompare", .argc = argc, .argv = argv};
     while (cli_has_next(&args)) {
         if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
@@ -49,35 +54,46 @@ static int parse_options(int argc, char **argv, kvcompare_options *opt) {
         else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--baseline")) cli_kv_format_parse(&args, &opt->baseline);
         else if (cli_flag(&args, "--json")) opt->json = true;
+        else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_cuda_flag(&args, &opt->cuda)) continue;
         else return cli_unknown(&args);
     }
-    if (args.failed) return 1;
+    if (args.failed ||
+        cli_backend_resolve("kvcompare", &opt->backend,
+                            opt->kv == KV_FORMAT_FP32 || opt->baseline == KV_FORMAT_FP32) != 0)
+        return 1;
     if (!opt->path) return cli_error("kvcompare", "missing -f FILE");
     return 0;
 }
 
-/* One CPU model, run in both formats, and a window of logits from each. */
+/* The model in both formats (one CPU model switching, or two CUDA engines), and a window of logits from each. */
 typedef struct {
-    cpu_model model;
+    cli_model baseline;      /* on cpu, the one model */
+    cli_model test;          /* cuda only */
     kv_format baseline_format, test_format;
-    float *baseline_logits; /* [ctx, V] */
-    float *test_logits;     /* [ctx, V] */
+    float *baseline_logits;  /* [ctx, V] */
+    float *test_logits;      /* [ctx, V] */
 } kv_comparison_run;
+
+/* Logits [len, V] of a fresh window in the baseline format, or in the format under test. */
+static int run_window(kv_comparison_run *run, bool test, const int32_t *ids, int len, float *logits,
+                      char *err, size_t err_len) {
+    cli_model *model = run->baseline.backend == BACKEND_CUDA && test ? &run->test : &run->baseline;
+    if (model->backend == BACKEND_CPU)
+        cpu_model_set_kv_format(&model->cpu, test ? run->test_format : run->baseline_format);
+    cli_model_reset(model);
+    return cli_model_forward(model, ids, len, true, logits, err, err_len);
+}
 
 /* Runs the model in both formats over windows of ctx tokens until `positions` rows are compared. */
 static int compare_windows(kv_comparison_run *run, const int32_t *ids, int positions, int ctx,
                            logit_comparison *cmp, int *windows) {
-    const int V = run->model.config.vocab_size;
+    const int V = run->baseline.config.vocab_size;
     char err[GPT2_ERR_LEN];
     for (int begin = 0; begin < positions; begin += ctx) {
         const int len = positions - begin < ctx ? positions - begin : ctx;
-        cpu_model_set_kv_format(&run->model, run->baseline_format);
-        int rc = cpu_model_forward_sequence(&run->model, ids + begin, len, run->baseline_logits,
-                                            err, sizeof err);
-        cpu_model_set_kv_format(&run->model, run->test_format);
-        if (rc == 0)
-            rc = cpu_model_forward_sequence(&run->model, ids + begin, len, run->test_logits, err,
-                                            sizeof err);
+        int rc = run_window(run, false, ids + begin, len, run->baseline_logits, err, sizeof err);
+        if (rc == 0) rc = run_window(run, true, ids + begin, len, run->test_logits, err, sizeof err);
         if (rc != 0) return cli_error("kvcompare", "%s", err);
         for (int t = 0; t < len; t++)
             logit_comparison_add(cmp, run->baseline_logits + (size_t)t * V,
@@ -90,12 +106,14 @@ static int compare_windows(kv_comparison_run *run, const int32_t *ids, int posit
 static void print_result(const kvcompare_options *opt, const logit_comparison *cmp, int windows,
                          double seconds) {
     const char *kv = kv_format_name(opt->kv), *baseline = kv_format_name(opt->baseline);
+    const char *backend = cli_backend_name(opt->backend);
     if (opt->json) {
         printf("{\"kv\":\"%s\",\"baseline\":\"%s\",\"positions\":%lld,\"windows\":%d,\"ctx\":%d,"
                "\"kl_mean\":%.9g,\"kl_max\":%.9g,\"top1_agreement\":%.6f,"
-               "\"max_abs_logit_error\":%.9g,\"backend\":\"cpu\",\"seconds\":%.3f}\n",
+               "\"max_abs_logit_error\":%.9g,\"backend\":\"%s\",\"unfused\":%s,\"seconds\":%.3f}\n",
                kv, baseline, cmp->rows, windows, opt->ctx, logit_comparison_mean_kl(cmp),
-               cmp->kl_max, logit_comparison_top1(cmp), cmp->max_abs_error, seconds);
+               cmp->kl_max, logit_comparison_top1(cmp), cmp->max_abs_error, backend,
+               opt->cuda.unfused ? "true" : "false", seconds);
         return;
     }
     printf("kv %s against %s over %lld positions (%d windows of up to %d tokens):\n"
@@ -105,7 +123,8 @@ static void print_result(const kvcompare_options *opt, const logit_comparison *c
            kv, baseline, cmp->rows, windows, opt->ctx, baseline, kv,
            logit_comparison_mean_kl(cmp), cmp->kl_max, 100.0 * logit_comparison_top1(cmp),
            cmp->top1_agree, cmp->rows, cmp->max_abs_error);
-    fprintf(stderr, "gpt2 kvcompare: %.2f s, backend cpu\n", seconds);
+    fprintf(stderr, "gpt2 kvcompare: %.2f s, backend %s%s\n", seconds, backend,
+            opt->cuda.unfused ? ", unfused" : "");
 }
 
 /* Checks --ctx against the model (filling in its default) and the file against --positions. */
@@ -118,7 +137,7 @@ static int check_sizes(kvcompare_options *opt, const gpt2_config *c, size_t n_to
 }
 
 static int run_comparison(kvcompare_options *opt, kv_comparison_run *run, const token_ids *ids) {
-    const gpt2_config *c = &run->model.config;
+    const gpt2_config *c = &run->baseline.config;
     int rc = check_sizes(opt, c, ids->len);
     if (rc) return rc;
     const size_t window_logits = (size_t)opt->ctx * (size_t)c->vocab_size;
@@ -134,6 +153,18 @@ static int run_comparison(kvcompare_options *opt, kv_comparison_run *run, const 
     return rc;
 }
 
+/* The baseline model, and on cuda the engine in the format under test. Returns 0, or 1. */
+static int load_models(const kvcompare_options *opt, const char *model_dir, kv_comparison_run *run) {
+    if (cli_model_load("kvcompare", model_dir, opt->backend, opt->baseline, true, &opt->cuda,
+                       &run->baseline) != 0)
+        return 1;
+    if (opt->backend == BACKEND_CPU) return 0;
+    if (cli_model_load("kvcompare", model_dir, opt->backend, opt->kv, true, &opt->cuda, &run->test) == 0)
+        return 0;
+    cli_model_destroy(&run->baseline);
+    return 1;
+}
+
 int cmd_kvcompare(int argc, char **argv) {
     kvcompare_options opt;
     int rc = parse_options(argc, argv, &opt);
@@ -141,16 +172,14 @@ int cmd_kvcompare(int argc, char **argv) {
     const char *model_dir = cli_model_dir("kvcompare", opt.model_flag);
     if (!model_dir) return 1;
     kv_comparison_run run = {.baseline_format = opt.baseline, .test_format = opt.kv};
-    cli_model loaded;
-    if (cli_model_load("kvcompare", model_dir, BACKEND_CPU, opt.baseline, true, &loaded) != 0)
-        return 1;
-    run.model = loaded.cpu;
+    if (load_models(&opt, model_dir, &run) != 0) return 1;
     token_ids ids = {0};
-    rc = cli_encode_file("kvcompare", opt.path, loaded.config.vocab_size, &ids);
+    rc = cli_encode_file("kvcompare", opt.path, run.baseline.config.vocab_size, &ids);
     if (rc == 0) rc = run_comparison(&opt, &run, &ids);
     token_ids_free(&ids);
     free(run.baseline_logits);
     free(run.test_logits);
-    cpu_model_destroy(&run.model);
+    cli_model_destroy(&run.baseline);
+    if (opt.backend == BACKEND_CUDA) cli_model_destroy(&run.test);
     return rc;
 }

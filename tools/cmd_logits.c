@@ -19,6 +19,7 @@ typedef struct {
     cli_backend backend;
     kv_format kv;
     bool kv_given;
+    cli_cuda_flags cuda;
 } logits_options;
 
 static void print_help(void) {
@@ -31,7 +32,7 @@ static void print_help(void) {
 }
 
 static int parse_options(int argc, char **argv, logits_options *opt) {
-    *opt = (logits_options){.backend = BACKEND_CPU, .kv = KV_FORMAT_FP32};
+    *opt = (logits_options){.backend = BACKEND_AUTO, .kv = KV_FORMAT_FP32};
     cli_args args = {.cmd = "logits", .argc = argc, .argv = argv};
     while (cli_has_next(&args)) {
         if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
@@ -44,11 +45,14 @@ static int parse_options(int argc, char **argv, logits_options *opt) {
         else if (cli_flag(&args, "-o")) opt->out_path = cli_value(&args);
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_cuda_flag(&args, &opt->cuda)) continue;
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
-    if (args.failed) return 1;
+    if (args.failed ||
+        cli_backend_resolve("logits", &opt->backend, opt->kv_given && opt->kv == KV_FORMAT_FP32) != 0)
+        return 1;
     if (!opt->out_path) return cli_error("logits", "missing -o FILE");
     if (!opt->ids_text == !(opt->prompt || opt->prompt_file))
         return cli_error("logits", "give the input as text (-p or -f) or as --ids, exactly one");
@@ -120,7 +124,8 @@ int cmd_logits(int argc, char **argv) {
     const char *model_dir = cli_model_dir("logits", opt.model_flag);
     if (!model_dir) return 1;
     cli_model model;
-    if (cli_model_load("logits", model_dir, opt.backend, opt.kv, opt.kv_given, &model) != 0) return 1;
+    if (cli_model_load("logits", model_dir, opt.backend, opt.kv, opt.kv_given, &opt.cuda, &model) != 0)
+        return 1;
     token_ids ids = {0};
     rc = input_ids(&opt, &model.config, &ids);
     if (rc == 0) rc = run(&opt, &model, &ids);

@@ -16,6 +16,7 @@ typedef struct {
     cli_backend backend;
     kv_format kv;
     bool kv_given;
+    cli_cuda_flags cuda;
 } ppl_options;
 
 static void print_help(void) {
@@ -30,7 +31,7 @@ static void print_help(void) {
 }
 
 static int parse_options(int argc, char **argv, ppl_options *opt) {
-    *opt = (ppl_options){.backend = BACKEND_CPU, .kv = KV_FORMAT_FP32};
+    *opt = (ppl_options){.backend = BACKEND_AUTO, .kv = KV_FORMAT_FP32};
     cli_args args = {.cmd = "ppl", .argc = argc, .argv = argv};
     while (cli_has_next(&args)) {
         if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
@@ -42,10 +43,13 @@ static int parse_options(int argc, char **argv, ppl_options *opt) {
         else if (cli_flag(&args, "--stride")) cli_int(&args, 1, 1 << 20, &opt->stride);
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_cuda_flag(&args, &opt->cuda)) continue;
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
-    if (args.failed) return 1;
+    if (args.failed ||
+        cli_backend_resolve("ppl", &opt->backend, opt->kv_given && opt->kv == KV_FORMAT_FP32) != 0)
+        return 1;
     if (!opt->path) return cli_error("ppl", "missing -f FILE");
     return 0;
 }
@@ -83,7 +87,8 @@ int cmd_ppl(int argc, char **argv) {
     const char *model_dir = cli_model_dir("ppl", opt.model_flag);
     if (!model_dir) return 1;
     cli_model model;
-    if (cli_model_load("ppl", model_dir, opt.backend, opt.kv, opt.kv_given, &model) != 0) return 1;
+    if (cli_model_load("ppl", model_dir, opt.backend, opt.kv, opt.kv_given, &opt.cuda, &model) != 0)
+        return 1;
     const gpt2_config config = model.config;
     token_ids ids = {0};
     rc = resolve_windows(&opt, &config);

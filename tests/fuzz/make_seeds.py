@@ -3,7 +3,8 @@
 
 seeds/safetensors/: valid and broken safetensors files (a tiny GPT-2-like table and the
 failure shapes the parser must reject). seeds/config/: config.json variants. seeds/ids/: --ids
-lists. seeds/plot/: result JSON with charts, as `gpt2 plot` reads it back.
+lists. seeds/plot/: result JSON with charts, as `gpt2 plot` reads it back. seeds/prompts/:
+--prompts files (one prompt per line).
 Standard library only.
 """
 import json
@@ -114,6 +115,14 @@ def ids_seeds():
             "leading_zeros": b"000000000000000000000000001 0", "plus": b"+5"}
 
 
+def prompts_seeds():
+    return {"three": b"Hello, my name is\nThe meaning of life is\nOnce upon a time\n",
+            "unterminated": b"first\nlast", "empty": b"", "newline": b"\n", "blank_lines": b"a\n\n\nb\n",
+            "crlf": b"one\r\ntwo\r\n\r\nthree", "lone_cr": b"a\rb\r", "cr_cr_lf": b"x\r\r\n\r",
+            "nul": b"a\x00b\n\x00\n", "special": b"<|endoftext|>\n<|endoftext|>hi\n",
+            "utf8": "héllo wörld\n日本語\r\n😀".encode()}
+
+
 def plot_seeds():
     """The charts of tests/plot_examples/ (one result file per chart kind), and broken specs."""
     seeds = {path.stem: path.read_bytes() for path in sorted((HERE.parent / "plot_examples").glob("*.json"))}
@@ -138,3 +147,4 @@ if __name__ == "__main__":
     write(HERE / "seeds" / "config", config_seeds(), ".json")
     write(HERE / "seeds" / "ids", ids_seeds(), ".txt")
     write(HERE / "seeds" / "plot", plot_seeds(), ".json")
+    write(HERE / "seeds" / "prompts", prompts_seeds(), ".txt")

@@ -3,7 +3,7 @@
 # runs one of them, or each in turn, for a bounded time on one core (ASan + UBSan).
 #
 #   tests/fuzz/run.sh TARGET|all [seconds] [more libFuzzer flags...]
-#   TARGET: safetensors, config, ids, plot (seconds: default 60, for each target)
+#   TARGET: safetensors, config, ids, plot, prompts (seconds: default 60, for each target)
 #
 # The build folder is $GPT2_FUZZ_BUILD (default build-fuzz/). New corpus entries go to
 # <build>/corpus-<target>/ (kept between runs), crashes to <build>/artifacts-<target>/. A crash
@@ -11,8 +11,8 @@
 # put a fixed crash's reproducer into tests/fuzz/seeds/<target>/ so that ctest replays it.
 set -euo pipefail
 
-targets=(safetensors config ids plot)
-usage() { echo "usage: $0 safetensors|config|ids|plot|all [seconds] [libFuzzer flags...]" >&2; exit 2; }
+targets=(safetensors config ids plot prompts)
+usage() { echo "usage: $0 safetensors|config|ids|plot|prompts|all [seconds] [libFuzzer flags...]" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 target=$1
 seconds=${2:-60}

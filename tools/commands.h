@@ -3,6 +3,7 @@
 #define GPT2_COMMANDS_H
 
 int cmd_analyze(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_kvcompare(int argc, char **argv);
 int cmd_logits(int argc, char **argv);

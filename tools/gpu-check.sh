@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The whole GPU round in one run, for the GPU machine (H100/H200, sm_90):
-#   configure for sm_90, build, the ptxas table, ctest (GPU tests included), and
-#   compute-sanitizer memcheck / racecheck / initcheck over every GPU test (tests/test_*_gpu).
-# Logs go to $OUT (or ./gpu-check-logs); the summary is the last thing printed.
+#   configure for sm_90, build, the ptxas table, ctest (GPU tests included),
+#   compute-sanitizer memcheck / racecheck / initcheck over every GPU test (tests/test_*_gpu),
+#   then the engine end to end: a greedy generate on weights/default, `gpt2 logits` on cuda
+#   against HF's golden logits and the CPU backend on the fixtures (tiny, and the synthetic
+#   gpt2-124M shape), and a short decode benchmark (`gpt2 bench e2e`, batch 1 and 64, random
+#   weights at the 124M and 1558M shapes; JSON and charts in $OUT/bench-*).
+# Logs go to $OUT (or ./gpu-check-logs); with $OUT they end up packed in
+# $OUT/gpu-check-logs.tar.gz beside $OUT/summary.txt. The summary is the last thing printed.
+# The end-to-end steps are skipped (SKIP in the summary) when the steps before them have used
+# so much of the GPU_CHECK_BUDGET_S seconds (default 480) that they might not fit: a device call
+# is cut at 10 minutes, and the summary with it.
 #
 # usage: tools/gpu-check.sh            (from the repository root)
 set -uo pipefail
@@ -15,7 +23,17 @@ step() { # step NAME COMMAND...: runs, logs to $out/NAME.log, records PASS/FAIL
   local name=$1; shift
   local start=$SECONDS
   if "$@" >"$out/$name.log" 2>&1; then summary+=("PASS  $name ($((SECONDS - start)) s)")
-  else summary+=("FAIL  $name ($((SECONDS - start)) s): see $out/$name.log"); fi
+  else summary+=("FAIL  $name ($((SECONDS - start)) s): see $out/$name.log"); return 1; fi
+}
+budget=${GPU_CHECK_BUDGET_S:-480}
+step_within() { # step_within SECONDS NAME COMMAND...: step, unless it might not fit the budget
+  local need=$1 name=$2
+  if ((SECONDS + need > budget)); then
+    summary+=("SKIP  $name: $SECONDS s gone, it needs about $need s of the $budget s budget")
+    return 1
+  fi
+  shift
+  step "$@"
 }
 
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,memory.total,driver_version --format=csv \
@@ -32,7 +50,107 @@ for tool in memcheck racecheck initcheck; do
   done
 done
 
+# check_logits NAME: `gpt2 logits` on cuda over the ids of tests/fixtures/hf/NAME.txt, against
+# HF's golden logits there (at its stored positions) and against the CPU backend (at every
+# position). Passes within fp16 noise: max |dlogit| <= 1% of max |logit|, and the same top-1
+# wherever the reference's top-1 margin is 0.1 logits or more. The tiny fixture runs on the
+# checkpoint HF saved; gpt2-124M on a synthetic one written from the fixture's seed.
+check_logits() {
+  local scratch rc
+  scratch=$(mktemp -d)
+  python3 - "$build" "$1" "$scratch" <<'PY'
+import array, os, subprocess, sys
+build, name, scratch = sys.argv[1:4]
+fixtures = "tests/fixtures/hf"
+meta = {}
+for line in open(f"{fixtures}/{name}.txt"):
+    key, _, rest = line.strip().partition(" ")
+    meta[key] = rest.split()
+n_layer, n_head, n_embd, n_positions, V = map(int, meta["config"])
+tokens = [int(t) for t in meta["tokens"][1:]]
+positions = [int(p) for p in meta["positions"][1:]]
+if name == "tiny":
+    model = f"{fixtures}/tiny-save-pretrained"
+else:
+    model = f"{scratch}/{name}"
+    os.makedirs(model)
+    subprocess.run([f"{build}/tests/write_synthetic", model, str(n_layer), str(n_head),
+                    str(n_positions), str(V), meta["seed"][0]], check=True)
+
+def rows(raw, n):
+    values = array.array("f")
+    values.frombytes(raw)
+    assert len(values) == n * V, (len(values), n, V)
+    return [values[i * V:(i + 1) * V] for i in range(n)]
+
+def logits(backend):
+    path = f"{scratch}/{backend}.f32"
+    subprocess.run([f"{build}/gpt2", "logits", "-m", model, "--backend", backend, "--ids",
+                    " ".join(map(str, tokens)), "-o", path], check=True)
+    return rows(open(path, "rb").read(), len(tokens))
+
+cuda, cpu = logits("cuda"), logits("cpu")
+golden = rows(open(f"{fixtures}/{name}.logits.f32", "rb").read(), len(positions))
+ok = True
+references = (("HF golden", dict(zip(positions, golden))), ("cpu", dict(enumerate(cpu))))
+for label, reference in references:
+    max_ref = max(abs(x) for row in reference.values() for x in row)
+    max_diff = max(abs(a - b) for p, row in reference.items() for a, b in zip(cuda[p], row))
+    agree, bad = 0, []
+    for p, row in reference.items():
+        want = max(range(V), key=row.__getitem__)
+        got = max(range(V), key=cuda[p].__getitem__)
+        top2 = sorted(row, reverse=True)[:2]
+        if got == want: agree += 1
+        elif top2[0] - top2[1] >= 0.1: bad.append((p, want, got, top2[0] - top2[1]))
+    rel = max_diff / max_ref
+    print(f"{name}: cuda against {label}: max |dlogit| {max_diff:.4g} = {100 * rel:.3f}% of max "
+          f"|logit| {max_ref:.4g}; top-1 agrees at {agree} of {len(reference)} positions")
+    for p, want, got, margin in bad:
+        print(f"  position {p}: top-1 {got}, the reference's {want} (margin {margin:.3f})")
+    ok = ok and rel <= 0.01 and not bad
+sys.exit(0 if ok else 1)
+PY
+  rc=$?
+  rm -rf "$scratch"
+  return $rc
+}
+
+# bench_summary NAME: one summary line from $out/NAME/bench_e2e.json.
+bench_summary() {
+  python3 - "$out/$1/bench_e2e.json" <<'PY' 2>/dev/null || echo "(no $out/$1/bench_e2e.json)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+parts = [f"TTFT {r['ttft']['median_ms']:.2f} ms"]
+for d in r["decode"]:
+    parts.append(f"batch {d['batch']}: {d['median_step_us']:.1f} us/step "
+                 f"(p90 {d['p90_step_us']:.1f}), {d['us_per_token']:.2f} us/token, "
+                 f"{d['tok_per_s']:.0f} tok/s")
+print("; ".join(parts))
+PY
+}
+
+gpt2="$build/gpt2"
+step_within 30 generate "$gpt2" generate --backend cuda --greedy -n 32 -p "The LORD is my shepherd;"
+step_within 30 logits-tiny check_logits tiny
+step_within 45 logits-gpt2-124M check_logits gpt2-124M
+for shape in 124M 1558M; do
+  need=$([ "$shape" = 1558M ] && echo 150 || echo 45)
+  if step_within "$need" "bench-$shape" "$gpt2" bench e2e --model-config "$shape" --batch 1,64 \
+      --context 128 --steps 32 --warmup 4 -o "$out/bench-$shape"; then
+    summary+=("      $shape: $(bench_summary "bench-$shape")")
+  fi
+done
+
+# The device tool brings back at most 8 files from $OUT: everything goes into one archive, beside
+# the summary.
+{ echo "== gpu-check summary ($(head -2 "$out/gpu.txt" | tail -1)) =="; printf '%s\n' "${summary[@]}"; } \
+  >"$out/summary.txt"
+if [ -n "${OUT:-}" ]; then
+  tar -czf /tmp/gpu-check-logs.tar.gz -C "$out" . &&
+    find "$out" -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
+    mv /tmp/gpu-check-logs.tar.gz "$out/"
+fi
 echo
-echo "== gpu-check summary ($(head -2 "$out/gpu.txt" | tail -1)) =="
-printf '%s\n' "${summary[@]}"
+cat "$out/summary.txt"
 ! printf '%s\n' "${summary[@]}" | grep -q '^FAIL'

@@ -131,3 +131,26 @@ int64_t kv_sequence_slot(const kv_sequence *seq, int layer, int pos) {
     /* 64-bit before the multiply: num_blocks * block_size can pass INT32_MAX on large pools. */
     return (int64_t)table[pos / seq->block_size] * seq->block_size + pos % seq->block_size;
 }
+
+int kv_pool_sequences_that_fit(const kv_pool_shape *shape, size_t budget_bytes, int seq_tokens) {
+    kv_pool_shape budgeted = *shape;
+    budgeted.num_blocks = kv_pool_blocks_for_budget(shape, budget_bytes);
+    if (seq_tokens < 1) return -1;
+    if (budgeted.num_blocks < 1) return 0;
+    kv_block_allocator alloc;
+    kv_sequence seq;
+    if (kv_block_allocator_create(&alloc, &budgeted) != 0) return -1;
+    if (kv_sequence_create(&seq, shape->n_layer, seq_tokens, shape->block_size) != 0) {
+        kv_block_allocator_destroy(&alloc);
+        return -1;
+    }
+    int admitted = 0;
+    while (kv_sequence_reserve(&alloc, &seq, seq_tokens) == KV_RESERVED) {
+        admitted++;
+        seq.n_tokens = 0; /* its blocks stay taken: the next sequence needs blocks of its own */
+        for (int l = 0; l < seq.n_layer; l++) seq.n_blocks[l] = 0;
+    }
+    kv_sequence_destroy(&seq);
+    kv_block_allocator_destroy(&alloc);
+    return admitted;
+}

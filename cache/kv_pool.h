@@ -93,6 +93,14 @@ void kv_sequence_release(kv_block_allocator *alloc, kv_sequence *seq);
 /* Layer `layer`'s block table: [capacity] ids, the first n_blocks[layer] valid. */
 const int32_t *kv_sequence_table(const kv_sequence *seq, int layer);
 
+/*
+ * Serving capacity, measured rather than computed: how many sequences of seq_tokens tokens a
+ * pool of budget_bytes admits, by running the allocator (every block the budget holds, in the
+ * shape's format) and reserving whole sequences until it refuses. shape->num_blocks is ignored.
+ * Returns the count, or -1 when out of host memory or seq_tokens < 1.
+ */
+int kv_pool_sequences_that_fit(const kv_pool_shape *shape, size_t budget_bytes, int seq_tokens);
+
 /* The pool slot (block_id * block_size + offset) of position pos in a layer, 0 <= pos < n_tokens. */
 int64_t kv_sequence_slot(const kv_sequence *seq, int layer, int pos);
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/cpu_ops.h"
 
@@ -108,12 +109,16 @@ int cpu_model_create(cpu_model *model, const gpt2_checkpoint *ckpt, int max_chun
     if (load_weights(&model->weights, ckpt) != 0 ||
         kv_cache_cpu_create(&model->cache, c->n_layer, c->n_positions, c->n_embd,
                             kv_storage) != 0 ||
-        alloc_activations(&model->act, c, max_chunk) != 0) {
+        alloc_activations(&model->act, c, max_chunk) != 0 ||
+        !(model->selection.kept = malloc((size_t)c->n_layer * c->n_positions * sizeof(int))) ||
+        !(model->selection.n_kept = calloc((size_t)c->n_layer, sizeof(int)))) {
         snprintf(err, err_len, "cpu backend: out of host memory for a %d-layer, %d-wide model",
                  c->n_layer, c->n_embd);
         cpu_model_destroy(model);
         return -1;
     }
+    model->selection.policy = (kv_policy){.kind = KV_POLICY_FULL};
+    model->selection.budget_tokens = c->n_positions;
     return 0;
 }
 
@@ -121,13 +126,60 @@ void cpu_model_destroy(cpu_model *model) {
     free_weights(&model->weights);
     kv_cache_cpu_destroy(&model->cache);
     free_activations(&model->act);
+    free(model->selection.kept);
+    free(model->selection.n_kept);
 }
 
-void cpu_model_reset(cpu_model *model) { model->cache.len = 0; }
+void cpu_model_reset(cpu_model *model) {
+    model->cache.len = 0;
+    for (int l = 0; l < model->config.n_layer; l++) model->selection.n_kept[l] = 0;
+}
 
 void cpu_model_set_kv_format(cpu_model *model, kv_format format) {
     model->cache.format = format;
     cpu_model_reset(model);
+}
+
+int cpu_model_set_kv_policy(cpu_model *model, const kv_policy *policy, int budget_tokens,
+                            char *err, size_t err_len) {
+    const kv_policy_kind k = policy->kind;
+    if (k != KV_POLICY_FULL && k != KV_POLICY_WINDOW && k != KV_POLICY_SINKS && k != KV_POLICY_PYRAMID) {
+        char name[64];
+        kv_policy_format(policy, name, sizeof name);
+        return snprintf(err, err_len, "cpu backend: KV policy %s is not implemented yet (full, "
+                        "window, sinks and pyramid are)", name), -1;
+    }
+    if (kv_policy_check(policy, model->config.n_layer, err, err_len) != 0) return -1;
+    if (budget_tokens < 1 || budget_tokens > model->config.n_positions)
+        return snprintf(err, err_len, "cpu backend: a KV budget of %d tokens, expected 1..%d",
+                        budget_tokens, model->config.n_positions), -1;
+    model->selection.policy = *policy;
+    model->selection.budget_tokens = budget_tokens;
+    cpu_model_reset(model);
+    return 0;
+}
+
+/*
+ * After a forward call: layer `layer` appends the call's positions [pos0, pos0 + n) to its
+ * kept list, then drops what its policy does not keep: all but the most recent budget tokens
+ * (window, pyramid), and under sinks all but the first S and the most recent W.
+ */
+static void evict(cpu_model *model, int layer, int pos0, int n) {
+    cpu_kv_selection *sel = &model->selection;
+    const int L = model->config.n_layer;
+    int *kept = sel->kept + (size_t)layer * model->config.n_positions;
+    int count = sel->n_kept[layer];
+    for (int t = 0; t < n; t++) kept[count++] = pos0 + t;
+    const kv_policy *p = &sel->policy;
+    const int budget = kv_policy_layer_budget(p, layer, L, sel->budget_tokens);
+    if (p->kind == KV_POLICY_FULL || count <= budget) {
+        sel->n_kept[layer] = count;
+        return;
+    }
+    const int sinks = p->kind == KV_POLICY_SINKS ? p->sinks : 0; /* the first positions kept */
+    const int recent = budget - sinks;
+    memmove(kept + sinks, kept + count - recent, (size_t)recent * sizeof *kept);
+    sel->n_kept[layer] = budget;
 }
 
 static int check_forward_args(const cpu_model *model, const int32_t *tokens, int n, char *err,
@@ -181,11 +233,15 @@ static void block_forward(cpu_model *model, int layer, int pos0, int n) {
     cpu_layernorm(a->normed, a->residual, w->ln_1_w, w->ln_1_b, n, C, c->layer_norm_eps);
     cpu_matmul_bias(a->qkv, a->normed, w->attn_w, w->attn_b, n, C, 3 * C);
     store_kv(model, layer, pos0, n);
-    for (int p = 0; p < pos0 + n; p++) {
-        a->k_rows[p] = kv_cache_cpu_k_row(&model->cache, layer, p);
-        a->v_rows[p] = kv_cache_cpu_v_row(&model->cache, layer, p);
+    /* The kept positions, then the new ones: the new tokens see all kept and each other causally. */
+    const int *kept = model->selection.kept + (size_t)layer * c->n_positions;
+    const int n_kept = model->selection.n_kept[layer];
+    for (int i = 0; i < n_kept + n; i++) {
+        const int pos = i < n_kept ? kept[i] : pos0 + (i - n_kept);
+        a->k_rows[i] = kv_cache_cpu_k_row(&model->cache, layer, pos);
+        a->v_rows[i] = kv_cache_cpu_v_row(&model->cache, layer, pos);
     }
-    cpu_causal_attention(a->attn_out, a->qkv, 3 * C, a->k_rows, a->v_rows, pos0, n, c->n_head,
+    cpu_causal_attention(a->attn_out, a->qkv, 3 * C, a->k_rows, a->v_rows, n_kept, n, c->n_head,
                          a->scores);
     cpu_matmul_bias(a->normed, a->attn_out, w->attn_proj_w, w->attn_proj_b, n, C, C);
     cpu_add_inplace(a->residual, a->normed, (size_t)n * C);
@@ -205,6 +261,7 @@ int cpu_model_forward(cpu_model *model, const int32_t *tokens, int n, bool all_p
 
     embed(model, tokens, n, pos0);
     for (int l = 0; l < c->n_layer; l++) block_forward(model, l, pos0, n);
+    for (int l = 0; l < c->n_layer; l++) evict(model, l, pos0, n);
     cpu_layernorm(model->act.normed, model->act.residual, model->weights.ln_f_w,
               model->weights.ln_f_b, n, C, c->layer_norm_eps);
     int first = all_positions ? 0 : n - 1;
@@ -219,4 +276,32 @@ int cpu_model_forward_sequence(void *model, const int32_t *tokens, int n, float 
                                char *err, size_t err_len) {
     cpu_model_reset(model);
     return cpu_model_forward(model, tokens, n, true, logits, err, err_len);
+}
+
+/* The most tokens any layer keeps under the model's policy. */
+static int largest_layer_budget(const cpu_model *model) {
+    int largest = 1;
+    for (int l = 0; l < model->config.n_layer; l++) {
+        const int b = kv_policy_layer_budget(&model->selection.policy, l, model->config.n_layer,
+                                             model->selection.budget_tokens);
+        if (b > largest) largest = b;
+    }
+    return largest;
+}
+
+int cpu_model_forward_decoded(void *model_ptr, const int32_t *tokens, int n, float *logits,
+                              char *err, size_t err_len) {
+    cpu_model *model = model_ptr;
+    if (model->selection.policy.kind == KV_POLICY_FULL)
+        return cpu_model_forward_sequence(model, tokens, n, logits, err, err_len);
+    cpu_model_reset(model);
+    const int V = model->config.vocab_size;
+    int first = largest_layer_budget(model);
+    if (first > n) first = n;
+    if (first > model->act.max_chunk) first = model->act.max_chunk;
+    if (cpu_model_forward(model, tokens, first, true, logits, err, err_len) != 0) return -1;
+    for (int t = first; t < n; t++)
+        if (cpu_model_forward(model, tokens + t, 1, false, logits + (size_t)t * V, err, err_len) != 0)
+            return -1;
+    return 0;
 }

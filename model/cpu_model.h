@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cache/kv_cache_cpu.h"
+#include "cache/kv_policy.h"
 #include "model/checkpoint.h"
 
 typedef struct {
@@ -51,10 +52,24 @@ typedef struct {
     const float **v_rows; /* [n_positions] */
 } cpu_activations;
 
+/*
+ * Which cached positions each layer attends to: all of them under the full policy, or what
+ * the KV policy keeps (cache/kv_policy.h). The cache itself stays contiguous (it is the
+ * oracle's); a policy only changes the lists, after every forward call: a call's new tokens
+ * attend to the kept positions and to each other, then the policy evicts.
+ */
+typedef struct {
+    kv_policy policy;
+    int budget_tokens; /* the budget pyramid's ratios scale */
+    int *kept;         /* [n_layer, n_positions] kept positions of each layer, in order */
+    int *n_kept;       /* [n_layer] */
+} cpu_kv_selection;
+
 typedef struct {
     gpt2_config config;
     cpu_weights weights;
     kv_cache_cpu cache;
+    cpu_kv_selection selection;
     cpu_activations act;
 } cpu_model;
 
@@ -69,6 +84,24 @@ void cpu_model_destroy(cpu_model *model);
 
 /* Switches how K and V are stored (the cache is emptied): one model serves several formats. */
 void cpu_model_set_kv_format(cpu_model *model, kv_format format);
+
+/*
+ * Sets the KV policy (the cache is emptied). The CPU reference runs full, window:W,
+ * sinks:S,window:W and pyramid (each layer group keeping its share of budget_tokens, the most
+ * recent); for the others it returns -1 with one line in err. Positions stay absolute: a new
+ * token takes the next position whatever was evicted, so the context still ends at n_positions.
+ */
+int cpu_model_set_kv_policy(cpu_model *model, const kv_policy *policy, int budget_tokens,
+                            char *err, size_t err_len);
+
+/*
+ * Logits [n, V] of every position of a fresh sequence, teacher-forced the way generation runs
+ * under the model's KV policy: as many tokens as the largest layer keeps in one call (all n
+ * under full), then one token per call, the policy evicting after each, so that eviction
+ * happens exactly as in generation. Fits perplexity_forward_fn (model is a cpu_model *).
+ */
+int cpu_model_forward_decoded(void *model, const int32_t *tokens, int n, float *logits,
+                              char *err, size_t err_len);
 
 /* Forgets every cached position: the next forward starts a new sequence at position 0. */
 void cpu_model_reset(cpu_model *model);

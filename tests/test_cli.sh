@@ -169,10 +169,44 @@ shape = (r["kv"], r["baseline"], r["positions"], r["windows"], r["ctx"])
 assert shape == ("int8", "fp16", 38, 3, 16), r
 assert 0 <= r["kl_mean"] <= r["kl_max"] < 1e-3, r
 assert 0 <= r["top1_agreement"] <= 1 and 0 < r["max_abs_logit_error"] < 0.1, r
+# Capacity in the default 1 GiB: 2 layers, so a 16-token sequence takes 2 one-layer blocks of
+# K,V x 2 heads x 16 tokens x (64 x 2 bytes) = 8192 in fp16, (64 + 2) bytes per row = 4224 in int8.
+cap = r["capacity"]
+assert cap["budget_bytes"] == 2**30 and cap["seq_tokens"] == 16, cap
+assert cap["baseline_sequences"] == (2**30 // 8192) // 2, cap
+assert cap["kv_sequences"] == (2**30 // 4224) // 2, cap
 same = json.load(open(sys.argv[2]))
 assert same["kl_mean"] == same["kl_max"] == same["max_abs_logit_error"] == 0, same
 assert same["top1_agreement"] == 1, same
+assert same["capacity"]["kv_sequences"] == 0, same  # fp32 is no pool format
 PY
+
+# --kv-policy: a window shorter than ctx changes the perplexity (teacher-forced, evicting), a
+# pyramid whose budgets cover the window does not; malformed or unimplemented ones are one line.
+"$gpt2" ppl -m "$model" -f "$work/ppl.txt" --ctx 32 --stride 16 --kv-policy window:8 --json \
+  >"$work/ppl_window.json" 2>"$work/err" || fail "ppl --kv-policy window:8: $(cat "$work/err")"
+"$gpt2" ppl -m "$model" -f "$work/ppl.txt" --ctx 32 --stride 16 --kv-policy pyramid:1,0.5 --json \
+  >"$work/ppl_pyramid.json" 2>"$work/err" || fail "ppl --kv-policy pyramid: $(cat "$work/err")"
+"$gpt2" ppl -m "$model" -f "$work/ppl.txt" --ctx 32 --stride 16 --json >"$work/ppl_full.json" \
+  2>"$work/err" || fail "ppl full: $(cat "$work/err")"
+python3 - "$work" <<'PY' || fail "--kv-policy in ppl"
+import json, sys
+work = sys.argv[1]
+r = {n: json.load(open(f"{work}/ppl_{n}.json")) for n in ("window", "pyramid", "full")}
+assert r["window"]["kv_policy"] == "window:8" and r["full"]["kv_policy"] == "full", r
+assert r["window"]["ppl"] != r["full"]["ppl"], r  # 8 of up to 32 tokens kept: it must change
+assert r["pyramid"]["ppl"] == r["full"]["ppl"], r  # 64 and 32 tokens kept: windows of 32 lose none
+PY
+expect_error "policy malformed" "flag '--kv-policy': KV policy 'window:0' is malformed" \
+  "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy window:0
+expect_error "policy unknown" "unknown KV policy 'lru:8'" \
+  "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy lru:8
+expect_error "policy not implemented" "KV policy share:0 is not implemented yet" \
+  "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy share:0
+expect_error "policy layers" "pyramid: 4 ratios for 2 layers" \
+  "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy pyramid:1,1,0.5,0.25
+expect_error "policy without a cache" "--no-kv-cache keeps no cache for a --kv-policy" \
+  "$gpt2" generate -m "$model" -p "a b" -n 2 --no-kv-cache --kv-policy window:4
 
 # tokenize | detokenize gives back the exact bytes, multi-byte and odd whitespace included.
 printf 'Caf\xc3\xa9 \xf0\x9f\x98\x80 \xe4\xbd\xa0\xe5\xa5\xbd\r\n\ttabs   and  spaces \xff\xfe end\n' >"$work/text"

@@ -164,6 +164,32 @@ static void check_int8_capacity(void) {
     }
 }
 
+/*
+ * Capacity by admission: 124M sequences of T tokens in a budget, against the arithmetic (whole
+ * blocks: 12 layers x ceil(T / 16) per sequence), and INT8 admitting >= 1.9x the sequences.
+ */
+static void check_capacity_by_admission(void) {
+    kv_pool_shape fp16 = {.n_layer = 12, .n_head = 12, .block_size = 16, .format = KV_FORMAT_FP16};
+    kv_pool_shape int8 = fp16;
+    int8.format = KV_FORMAT_INT8;
+    const size_t budget = (size_t)1 << 30;
+    const int lengths[] = {1, 17, 1024};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        const int T = lengths[i], per_seq = 12 * ((T + 15) / 16);
+        const int want16 = (int)(budget / (16 * 3072)) / per_seq;
+        const int want8 = (int)(budget / (16 * 1584)) / per_seq;
+        const int got16 = kv_pool_sequences_that_fit(&fp16, budget, T);
+        const int got8 = kv_pool_sequences_that_fit(&int8, budget, T);
+        CHECK(got16 == want16 && got8 == want8, "T %d: %d fp16 / %d int8 sequences admitted, "
+              "arithmetic %d / %d", T, got16, got8, want16, want8);
+        CHECK(got8 >= 1.9 * got16, "T %d: int8 admits %d sequences, fp16 %d", T, got8, got16);
+        if (T == 1024)
+            printf("1 GiB admits %d sequences of 1024 tokens in int8, %d in fp16 (%.2fx)\n", got8,
+                   got16, (double)got8 / got16);
+    }
+    CHECK(kv_pool_sequences_that_fit(&fp16, 100, 16) == 0, "a budget below one block admits none");
+}
+
 static void check_rejects_bad_sequences(void) {
     kv_sequence seq;
     CHECK(kv_sequence_create(&seq, 2, 1024, 0) == -1, "block size 0 accepted");
@@ -180,5 +206,6 @@ int main(void) {
     check_random_workload(&rng);
     check_sizing();
     check_int8_capacity();
+    check_capacity_by_admission();
     return check_finish("test_kv_pool");
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,6 +68,21 @@ bool cli_float(cli_args *args, double min, double max, float *out) {
     if (errno || end == value || *end || !(v >= min && v <= max))
         return fail_value(args, value, expected);
     *out = (float)v;
+    return true;
+}
+
+bool cli_bytes(cli_args *args, size_t *out) {
+    const char *value = cli_value(args);
+    if (!value) return false;
+    const size_t digits = strspn(value, "0123456789");
+    const char *suffix = value + digits;
+    const int shift = !*suffix ? 0 : !strcmp(suffix, "K") ? 10 : !strcmp(suffix, "M") ? 20
+                    : !strcmp(suffix, "G") ? 30 : -1;
+    errno = 0;
+    const unsigned long long n = digits ? strtoull(value, NULL, 10) : 0;
+    if (shift < 0 || n == 0 || errno || n > (SIZE_MAX >> shift))
+        return fail_value(args, value, "a byte count above 0 (digits, then optionally K, M or G)");
+    *out = (size_t)n << shift;
     return true;
 }
 
@@ -207,6 +223,21 @@ bool cli_backend_parse(cli_args *args, cli_backend *out) {
     args->failed = true;
     cli_error(args->cmd, "unknown backend '%s' (expected cpu or cuda)", value);
     return false;
+}
+
+bool cli_kv_policy_flag(cli_args *args, cli_kv_policy_flags *flags) {
+    if (cli_flag(args, "--kv-budget")) {
+        cli_int(args, 1, 1 << 30, &flags->budget_tokens);
+        return true;
+    }
+    if (!cli_flag(args, "--kv-policy")) return false;
+    const char *value = cli_value(args);
+    char err[256];
+    if (value && kv_policy_parse(value, &flags->policy, err, sizeof err) != 0) {
+        cli_error(args->cmd, "flag '--kv-policy': %s", err);
+        args->failed = true;
+    }
+    return true;
 }
 
 bool cli_cuda_flag(cli_args *args, cli_cuda_flags *flags) {

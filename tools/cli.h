@@ -34,6 +34,8 @@ const char *cli_value(cli_args *args);
 bool cli_int(cli_args *args, long min, long max, int *out);
 bool cli_float(cli_args *args, double min, double max, float *out);
 bool cli_u64(cli_args *args, unsigned long long *out);
+/* A byte count above 0: digits, then optionally K, M or G (powers of 1024), within a size_t. */
+bool cli_bytes(cli_args *args, size_t *out);
 /* Reports the current argument as unknown. Always returns 1. */
 int cli_unknown(cli_args *args);
 
@@ -75,6 +77,25 @@ bool cli_kv_format_parse(cli_args *args, kv_format *out);
     "  --unfused          cuda: bias, GELU, residual adds and INT8 (de)quantization each as a\n"  \
     "                     kernel of its own (the baseline of fused against unfused)\n"           \
     "  --device N         cuda: the GPU to run on (default 0)\n"
+
+/*
+ * --kv-policy P and --kv-budget TOKENS (cache/kv_policy.h): which tokens the cache keeps.
+ * budget_tokens 0 means the model's context.
+ */
+typedef struct {
+    kv_policy policy;
+    int budget_tokens;
+} cli_kv_policy_flags;
+/*
+ * Parses the current argument when it is --kv-policy or --kv-budget (true: consumed, and
+ * args->failed says whether its value was bad); false for any other argument.
+ */
+bool cli_kv_policy_flag(cli_args *args, cli_kv_policy_flags *flags);
+#define CLI_KV_POLICY_HELP                                                                    \
+    "  --kv-policy P      which tokens the KV cache keeps: full (default), window:W,\n"         \
+    "                     sinks:S,window:W, pyramid:r0,r1,.. (cpu backend for now; h2o,\n"      \
+    "                     minicache and share are not implemented yet)\n"                      \
+    "  --kv-budget N      the tokens pyramid's ratios scale (default: the model's context)\n"
 
 /* The CUDA engine's flags that every model command takes: --unfused and --device. */
 typedef struct {

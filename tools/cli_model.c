@@ -126,8 +126,21 @@ int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *s
     return cuda_model_forward(&model->cuda, 0, tokens, n, false, NULL, smp, uniform, id, err, err_len);
 }
 
+int cli_model_set_kv_policy(const char *cmd, cli_model *model, const cli_kv_policy_flags *flags) {
+    const int budget = flags->budget_tokens ? flags->budget_tokens : model->config.n_positions;
+    char err[GPT2_ERR_LEN];
+    if (model->backend == BACKEND_CPU)
+        return cpu_model_set_kv_policy(&model->cpu, &flags->policy, budget, err, sizeof err) == 0
+                   ? 0 : cli_error(cmd, "%s", err);
+    if (flags->policy.kind == KV_POLICY_FULL) return 0;
+    char name[64];
+    kv_policy_format(&flags->policy, name, sizeof name);
+    return cli_error(cmd, "--kv-policy %s runs on the cpu backend for now (--backend cpu); the "
+                          "cuda pool keeps every token", name);
+}
+
 perplexity_forward_fn cli_model_sequence_fn(const cli_model *model) {
-    return model->backend == BACKEND_CPU ? cpu_model_forward_sequence : cuda_model_forward_sequence;
+    return model->backend == BACKEND_CPU ? cpu_model_forward_decoded : cuda_model_forward_sequence;
 }
 
 void *cli_model_handle(cli_model *model) {

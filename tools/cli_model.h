@@ -75,7 +75,17 @@ int cli_model_forward(cli_model *model, const int32_t *tokens, int n, bool all_p
 int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *smp,
                       float *logits_scratch, int32_t *id, char *err, size_t err_len);
 
-/* The whole-sequence forward for model/perplexity.h, and the handle to pass it. */
+/*
+ * Sets the KV policy of the model (flags from cli_kv_policy_flag). The cpu backend runs what
+ * cpu_model_set_kv_policy runs; on cuda only full for now. Returns 0, or 1 after printing the
+ * error.
+ */
+int cli_model_set_kv_policy(const char *cmd, cli_model *model, const cli_kv_policy_flags *flags);
+
+/*
+ * The whole-sequence forward for model/perplexity.h, and the handle to pass it: under a KV
+ * policy other than full, teacher-forced decode (cpu_model_forward_decoded).
+ */
 perplexity_forward_fn cli_model_sequence_fn(const cli_model *model);
 void *cli_model_handle(cli_model *model);
 

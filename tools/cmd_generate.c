@@ -34,6 +34,7 @@ typedef struct {
     bool no_kv_cache;       /* recompute the whole context at every token */
     bool no_graph;          /* cuda: decode steps launched eagerly */
     cli_cuda_flags cuda;    /* cuda: --unfused, --device */
+    cli_kv_policy_flags policy; /* --kv-policy, --kv-budget */
     size_t kv_mem_bytes;    /* cuda: the KV pool's budget; 0 = the default */
 } generate_options;
 
@@ -59,6 +60,7 @@ static void print_help(void) {
          "  --special          read <|endoftext|> in the prompt as the special token\n"
          CLI_BACKEND_HELP
          CLI_KV_HELP
+         CLI_KV_POLICY_HELP
          "  --kv-mem BYTES     cuda: the paged KV pool's budget, e.g. 512K or 64M (K, M, G: powers\n"
          "                     of 1024; default: half the free GPU memory); at most what one context\n"
          "                     (--prompts: --max-seqs of them) fills is allocated; too small for the\n"
@@ -71,29 +73,6 @@ static void print_help(void) {
          "  --json             no streaming: print one JSON object with the text, ids and stats\n"
          "A NaN or an infinity among the logits of a step stops generation with an error naming\n"
          "the step (step 0 is the prompt's); that step's token is never printed.");
-}
-
-/*
- * --kv-mem's value: a positive integer, optionally followed by K, M or G (powers of 1024).
- * Prints an error and returns false when it is anything else or does not fit a size_t.
- */
-static bool parse_bytes(cli_args *args, size_t *out) {
-    const char *value = cli_value(args);
-    if (!value) return false;
-    const size_t digits = strspn(value, "0123456789");
-    const char *suffix = value + digits;
-    const int shift = !*suffix ? 0 : !strcmp(suffix, "K") ? 10 : !strcmp(suffix, "M") ? 20
-                    : !strcmp(suffix, "G") ? 30 : -1;
-    errno = 0;
-    const unsigned long long n = digits ? strtoull(value, NULL, 10) : 0;
-    if (shift < 0 || n == 0 || errno || n > (SIZE_MAX >> shift)) {
-        args->failed = true;
-        cli_error(args->cmd, "flag '--kv-mem': '%s' is not a byte count above 0 (digits, then "
-                             "optionally K, M or G)", value);
-        return false;
-    }
-    *out = (size_t)n << shift;
-    return true;
 }
 
 /* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
@@ -123,9 +102,10 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
         else if (cli_flag(&args, "--special")) opt->allow_special = true;
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
         else if (cli_cuda_flag(&args, &opt->cuda)) continue;
+        else if (cli_kv_policy_flag(&args, &opt->policy)) continue;
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--json")) opt->json = true;
-        else if (cli_flag(&args, "--kv-mem")) parse_bytes(&args, &opt->kv_mem_bytes);
+        else if (cli_flag(&args, "--kv-mem")) cli_bytes(&args, &opt->kv_mem_bytes);
         else if (cli_flag(&args, "--no-graph")) opt->no_graph = true;
         else if (cli_flag(&args, "--no-kv-cache")) opt->no_kv_cache = true;
         else return cli_unknown(&args);
@@ -141,6 +121,8 @@ static int parse_options(int argc, char **argv, generate_options *opt) {
     if (opt->prompts_file && opt->backend == BACKEND_CPU)
         return cli_error("generate", "--prompts batches on the cuda backend (--backend cuda); the "
                                      "cpu backend runs one prompt at a time");
+    if (opt->no_kv_cache && opt->policy.policy.kind != KV_POLICY_FULL)
+        return cli_error("generate", "--no-kv-cache keeps no cache for a --kv-policy to act on");
     if (opt->prompts_file && opt->no_kv_cache)
         return cli_error("generate", "--prompts needs the KV cache; --no-kv-cache runs one prompt");
     if (opt->max_seqs && !opt->prompts_file)
@@ -506,8 +488,10 @@ int cmd_generate(int argc, char **argv) {
     rc = cli_model_load_with("generate", model_dir, opt.backend, opt.kv, opt.kv_given, &cuda_options,
                              &model);
     if (rc == 0) {
-        rc = opt.prompts_file ? run_prompts(&opt, tok, &model)
-                              : run_one_prompt(&opt, tok, &model, model_dir);
+        rc = cli_model_set_kv_policy("generate", &model, &opt.policy);
+        if (rc == 0)
+            rc = opt.prompts_file ? run_prompts(&opt, tok, &model)
+                                  : run_one_prompt(&opt, tok, &model, model_dir);
         cli_model_destroy(&model);
     }
     tokenizer_destroy(tok);

@@ -3,11 +3,14 @@
  * twice, teacher-forced, with K and V stored in a baseline format (fp16) and in the format under
  * test (int8), and compares the next-token distributions at every position: KL(baseline ||
  * test), top-1 agreement and the largest logit error. On the CPU one model switches format
- * between the runs; on cuda two engines run side by side, one per format.
+ * between the runs; on cuda two engines run side by side, one per format. It also reports what
+ * each format buys: how many sequences of --ctx tokens a --kv-mem budget admits, by running the
+ * pool's allocator (cache/kv_pool.h) until it refuses.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cache/kv_pool.h"
 #include "model/logit_compare.h"
 #include "tools/cli.h"
 #include "tools/cli_model.h"
@@ -21,6 +24,8 @@ typedef struct {
     bool json;
     cli_backend backend;
     cli_cuda_flags cuda;
+    size_t capacity_bytes; /* --kv-mem: the budget the capacity is counted in */
+    cli_kv_policy_flags policy; /* the run under test's; the baseline keeps every token */
 } kvcompare_options;
 
 static void print_help(void) {
@@ -34,14 +39,19 @@ static void print_help(void) {
          "  --ctx N            window length (default: the model's context)\n"
          "  --kv FORMAT        format under test: fp32, fp16 or int8 (default int8)\n"
          "  --baseline FORMAT  reference format (default fp16)\n"
+         "  --kv-mem BYTES     the budget the capacity lines count sequences of --ctx tokens in\n"
+         "                     (default 1G; K, M, G: powers of 1024)\n"
          CLI_BACKEND_HELP
+         CLI_KV_POLICY_HELP
+         "                     (kvcompare: the run under test's; the baseline keeps every token,\n"
+         "                     and both run teacher-forced, one token per call after the first)\n"
          "  --json             print one JSON object on stdout");
 }
 
 /* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
 static int parse_options(int argc, char **argv, kvcompare_options *opt) {
     *opt = (kvcompare_options){.positions = 1000, .kv = KV_FORMAT_INT8, .baseline = KV_FORMAT_FP16,
-                               .backend = BACKEND_AUTO};
+                               .backend = BACKEND_AUTO, .capacity_bytes = (size_t)1 << 30};
     cli_args args = {.cmd = "kvcompare", .argc = argc, .argv = argv};
     while (cli_has_next(&args)) {
         if (cli_flag(&args, "-h") || cli_flag(&args, "--help")) {
@@ -54,8 +64,10 @@ static int parse_options(int argc, char **argv, kvcompare_options *opt) {
         else if (cli_flag(&args, "--kv")) cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--baseline")) cli_kv_format_parse(&args, &opt->baseline);
         else if (cli_flag(&args, "--json")) opt->json = true;
+        else if (cli_flag(&args, "--kv-mem")) cli_bytes(&args, &opt->capacity_bytes);
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
         else if (cli_cuda_flag(&args, &opt->cuda)) continue;
+        else if (cli_kv_policy_flag(&args, &opt->policy)) continue;
         else return cli_unknown(&args);
     }
     if (args.failed ||
@@ -71,6 +83,7 @@ typedef struct {
     cli_model baseline;      /* on cpu, the one model */
     cli_model test;          /* cuda only */
     kv_format baseline_format, test_format;
+    cli_kv_policy_flags full, test_policy;
     float *baseline_logits;  /* [ctx, V] */
     float *test_logits;      /* [ctx, V] */
 } kv_comparison_run;
@@ -79,10 +92,11 @@ typedef struct {
 static int run_window(kv_comparison_run *run, bool test, const int32_t *ids, int len, float *logits,
                       char *err, size_t err_len) {
     cli_model *model = run->baseline.backend == BACKEND_CUDA && test ? &run->test : &run->baseline;
-    if (model->backend == BACKEND_CPU)
-        cpu_model_set_kv_format(&model->cpu, test ? run->test_format : run->baseline_format);
-    cli_model_reset(model);
-    return cli_model_forward(model, ids, len, true, logits, err, err_len);
+    if (model->backend == BACKEND_CUDA) return cuda_model_forward_sequence(&model->cuda, ids, len, logits, err, err_len);
+    cpu_model_set_kv_format(&model->cpu, test ? run->test_format : run->baseline_format);
+    if (cli_model_set_kv_policy("kvcompare", model, test ? &run->test_policy : &run->full) != 0)
+        return snprintf(err, err_len, "the KV policy was refused"), -1;
+    return cpu_model_forward_decoded(&model->cpu, ids, len, logits, err, err_len);
 }
 
 /* Runs the model in both formats over windows of ctx tokens until `positions` rows are compared. */
@@ -103,26 +117,45 @@ static int compare_windows(kv_comparison_run *run, const int32_t *ids, int posit
     return 0;
 }
 
-static void print_result(const kvcompare_options *opt, const logit_comparison *cmp, int windows,
-                         double seconds) {
+/* Sequences of ctx tokens that the budget admits in a format; 0 for fp32 (not a pool format). */
+static int sequences_that_fit(const kvcompare_options *opt, const gpt2_config *c, kv_format format) {
+    if (format == KV_FORMAT_FP32) return 0;
+    const kv_pool_shape shape = {.n_layer = c->n_layer, .n_head = c->n_head,
+                                 .block_size = KV_DEFAULT_BLOCK_SIZE, .format = format};
+    return kv_pool_sequences_that_fit(&shape, opt->capacity_bytes, opt->ctx);
+}
+
+static void print_result(const kvcompare_options *opt, const gpt2_config *c,
+                         const logit_comparison *cmp, int windows, double seconds) {
     const char *kv = kv_format_name(opt->kv), *baseline = kv_format_name(opt->baseline);
     const char *backend = cli_backend_name(opt->backend);
+    char policy[256];
+    kv_policy_format(&opt->policy.policy, policy, sizeof policy);
+    const int fit_kv = sequences_that_fit(opt, c, opt->kv);
+    const int fit_baseline = sequences_that_fit(opt, c, opt->baseline);
     if (opt->json) {
-        printf("{\"kv\":\"%s\",\"baseline\":\"%s\",\"positions\":%lld,\"windows\":%d,\"ctx\":%d,"
+        printf("{\"kv\":\"%s\",\"baseline\":\"%s\",\"kv_policy\":\"%s\",\"positions\":%lld,\"windows\":%d,\"ctx\":%d,"
                "\"kl_mean\":%.9g,\"kl_max\":%.9g,\"top1_agreement\":%.6f,"
-               "\"max_abs_logit_error\":%.9g,\"backend\":\"%s\",\"unfused\":%s,\"seconds\":%.3f}\n",
-               kv, baseline, cmp->rows, windows, opt->ctx, logit_comparison_mean_kl(cmp),
+               "\"max_abs_logit_error\":%.9g,\"backend\":\"%s\",\"unfused\":%s,\"seconds\":%.3f,"
+               "\"capacity\":{\"budget_bytes\":%zu,\"seq_tokens\":%d,\"kv_sequences\":%d,"
+               "\"baseline_sequences\":%d}}\n",
+               kv, baseline, policy, cmp->rows, windows, opt->ctx, logit_comparison_mean_kl(cmp),
                cmp->kl_max, logit_comparison_top1(cmp), cmp->max_abs_error, backend,
-               opt->cuda.unfused ? "true" : "false", seconds);
+               opt->cuda.unfused ? "true" : "false", seconds, opt->capacity_bytes, opt->ctx, fit_kv,
+               fit_baseline);
         return;
     }
-    printf("kv %s against %s over %lld positions (%d windows of up to %d tokens):\n"
+    printf("kv %s (policy %s) against %s (every token) over %lld positions (%d windows of up to "
+           "%d tokens):\n"
            "  KL(%s || %s) mean %.4g nats, max %.4g nats\n"
            "  top-1 agreement %.2f%% (%lld of %lld)\n"
            "  max abs logit error %.4g\n",
-           kv, baseline, cmp->rows, windows, opt->ctx, baseline, kv,
+           kv, policy, baseline, cmp->rows, windows, opt->ctx, baseline, kv,
            logit_comparison_mean_kl(cmp), cmp->kl_max, 100.0 * logit_comparison_top1(cmp),
            cmp->top1_agree, cmp->rows, cmp->max_abs_error);
+    printf("  a KV pool of %zu bytes admits %d sequences of %d tokens in %s, %d in %s "
+           "(the allocator, run until it refuses)\n", opt->capacity_bytes, fit_kv, opt->ctx, kv,
+           fit_baseline, baseline);
     fprintf(stderr, "gpt2 kvcompare: %.2f s, backend %s%s\n", seconds, backend,
             opt->cuda.unfused ? ", unfused" : "");
 }
@@ -149,7 +182,7 @@ static int run_comparison(kvcompare_options *opt, kv_comparison_run *run, const 
     int windows = 0;
     const double start = cli_now();
     rc = compare_windows(run, ids->ids, opt->positions, opt->ctx, &cmp, &windows);
-    if (rc == 0) print_result(opt, &cmp, windows, cli_now() - start);
+    if (rc == 0) print_result(opt, c, &cmp, windows, cli_now() - start);
     return rc;
 }
 
@@ -171,8 +204,14 @@ int cmd_kvcompare(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : rc;
     const char *model_dir = cli_model_dir("kvcompare", opt.model_flag);
     if (!model_dir) return 1;
-    kv_comparison_run run = {.baseline_format = opt.baseline, .test_format = opt.kv};
+    kv_comparison_run run = {.baseline_format = opt.baseline, .test_format = opt.kv,
+                             .full = {.policy = {.kind = KV_POLICY_FULL}}, .test_policy = opt.policy};
     if (load_models(&opt, model_dir, &run) != 0) return 1;
+    if (cli_model_set_kv_policy("kvcompare", &run.baseline, &opt.policy) != 0) {
+        cli_model_destroy(&run.baseline);
+        if (opt.backend == BACKEND_CUDA) cli_model_destroy(&run.test);
+        return 1;
+    }
     token_ids ids = {0};
     rc = cli_encode_file("kvcompare", opt.path, run.baseline.config.vocab_size, &ids);
     if (rc == 0) rc = run_comparison(&opt, &run, &ids);

@@ -17,6 +17,7 @@ typedef struct {
     kv_format kv;
     bool kv_given;
     cli_cuda_flags cuda;
+    cli_kv_policy_flags policy;
 } ppl_options;
 
 static void print_help(void) {
@@ -27,6 +28,9 @@ static void print_help(void) {
          "  (default ctx/2); only the tokens new to each window are scored.\n"
          CLI_KV_HELP
          CLI_BACKEND_HELP
+         CLI_KV_POLICY_HELP
+         "                     (under a policy other than full each window runs teacher-forced:\n"
+         "                     its first tokens in one call, then one token per call, evicting)\n"
          "  --json             print {\"ppl\", \"tokens\", \"nll\", \"windows\", \"kv\", ...}");
 }
 
@@ -44,6 +48,7 @@ static int parse_options(int argc, char **argv, ppl_options *opt) {
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
         else if (cli_cuda_flag(&args, &opt->cuda)) continue;
+        else if (cli_kv_policy_flag(&args, &opt->policy)) continue;
         else if (cli_flag(&args, "--json")) opt->json = true;
         else return cli_unknown(&args);
     }
@@ -67,17 +72,20 @@ static void print_result(const ppl_options *opt, const cli_model *model,
                          const perplexity_result *r, size_t n_ids, double seconds) {
     const char *backend = cli_backend_name(model->backend), *kv = kv_format_name(model->kv);
     double rate = seconds > 0 ? n_ids / seconds : 0.0;
+    char policy[256];
+    kv_policy_format(&opt->policy.policy, policy, sizeof policy);
     if (opt->json) {
         printf("{\"ppl\":%.6f,\"tokens\":%lld,\"file_tokens\":%zu,\"nll\":%.6f,\"windows\":%d,"
-               "\"ctx\":%d,\"stride\":%d,\"backend\":\"%s\",\"kv\":\"%s\",\"seconds\":%.3f,"
-               "\"tok_per_s\":%.1f}\n",
+               "\"ctx\":%d,\"stride\":%d,\"backend\":\"%s\",\"kv\":\"%s\",\"kv_policy\":\"%s\","
+               "\"unfused\":%s,\"seconds\":%.3f,\"tok_per_s\":%.1f}\n",
                r->ppl, r->tokens, n_ids, r->nll_sum / (double)r->tokens, r->windows, opt->ctx,
-               opt->stride, backend, kv, seconds, rate);
+               opt->stride, backend, kv, policy, opt->cuda.unfused ? "true" : "false", seconds, rate);
         return;
     }
     printf("ppl %.4f over %lld scored tokens (%zu in the file, %d windows, ctx %d, stride %d)\n",
            r->ppl, r->tokens, n_ids, r->windows, opt->ctx, opt->stride);
-    fprintf(stderr, "gpt2 ppl: %.2f s, %.1f tok/s, backend %s, kv %s\n", seconds, rate, backend, kv);
+    fprintf(stderr, "gpt2 ppl: %.2f s, %.1f tok/s, backend %s, kv %s, kv policy %s\n", seconds,
+            rate, backend, kv, policy);
 }
 
 int cmd_ppl(int argc, char **argv) {
@@ -91,7 +99,8 @@ int cmd_ppl(int argc, char **argv) {
         return 1;
     const gpt2_config config = model.config;
     token_ids ids = {0};
-    rc = resolve_windows(&opt, &config);
+    rc = cli_model_set_kv_policy("ppl", &model, &opt.policy);
+    if (rc == 0) rc = resolve_windows(&opt, &config);
     if (rc == 0) rc = cli_encode_file("ppl", opt.path, config.vocab_size, &ids);
     if (rc == 0 && ids.len < 2) rc = cli_error("ppl", "%s: fewer than 2 tokens", opt.path);
     if (rc == 0) {

@@ -109,24 +109,36 @@ void launch_linear(gemm_context *ctx, gpt2_f16 *y, int y_stride, const gpt2_f16 
                    int residual_stride, int rows, int K, int N, linear_epilogue epilogue,
                    cudaStream_t stream) {
     LAUNCH_REQUIRE(ctx != NULL && rows >= 1, "linear");
-    if (rows <= GEMM_GEMV_MAX_ROWS) {
+    if (rows <= GEMM_GEMV_MAX_ROWS)
         launch_gemv_f16(y, y_stride, x, x_stride, w, bias, residual, residual_stride, rows, K, N,
                         epilogue, stream);
-        return;
-    }
-    LAUNCH_REQUIRE(epilogue != LINEAR_RESIDUAL || (residual && residual_stride >= N), "linear");
+    else
+        launch_linear_cublaslt(ctx, y, y_stride, x, x_stride, w, bias, residual, residual_stride,
+                               rows, K, N, epilogue, stream);
+}
+
+void launch_linear_cublaslt(gemm_context *ctx, gpt2_f16 *y, int y_stride, const gpt2_f16 *x,
+                            int x_stride, const gpt2_f16 *w, const gpt2_f16 *bias,
+                            const gpt2_f16 *residual, int residual_stride, int rows, int K, int N,
+                            linear_epilogue epilogue, cudaStream_t stream) {
+    LAUNCH_REQUIRE(ctx != NULL && rows >= 1, "linear_cublaslt");
+    LAUNCH_REQUIRE(epilogue != LINEAR_RESIDUAL || (residual && residual_stride >= N), "linear_cublaslt");
     lt_matmul(ctx, y, y_stride, x, x_stride, w, bias, residual, residual_stride, rows, K, N,
               epilogue, CUDA_R_16F, stream);
+}
+
+void launch_linear_f32_out_cublaslt(gemm_context *ctx, float *y, int y_stride, const gpt2_f16 *x,
+                                    int x_stride, const gpt2_f16 *w, int rows, int K, int N,
+                                    cudaStream_t stream) {
+    LAUNCH_REQUIRE(ctx != NULL && rows >= 1, "linear_f32_out_cublaslt");
+    lt_matmul(ctx, y, y_stride, x, x_stride, w, NULL, NULL, 0, rows, K, N, LINEAR_PLAIN,
+              CUDA_R_32F, stream);
 }
 
 void launch_linear_f32_out(gemm_context *ctx, float *y, int y_stride, const gpt2_f16 *x,
                            int x_stride, const gpt2_f16 *w, int rows, int K, int N,
                            cudaStream_t stream) {
     LAUNCH_REQUIRE(ctx != NULL && rows >= 1, "linear_f32_out");
-    if (rows <= GEMM_GEMV_MAX_ROWS) {
-        launch_gemv_f32_out(y, y_stride, x, x_stride, w, rows, K, N, stream);
-        return;
-    }
-    lt_matmul(ctx, y, y_stride, x, x_stride, w, NULL, NULL, 0, rows, K, N, LINEAR_PLAIN,
-              CUDA_R_32F, stream);
+    if (rows <= GEMM_GEMV_MAX_ROWS) launch_gemv_f32_out(y, y_stride, x, x_stride, w, rows, K, N, stream);
+    else launch_linear_f32_out_cublaslt(ctx, y, y_stride, x, x_stride, w, rows, K, N, stream);
 }

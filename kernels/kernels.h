@@ -140,6 +140,22 @@ void launch_linear(gemm_context *ctx, gpt2_f16 *y /* [rows, y_stride] */, int y_
                    int residual_stride, int rows, int K, int N, linear_epilogue epilogue,
                    cudaStream_t stream);
 
+/*
+ * The cuBLASLt path of launch_linear and launch_linear_f32_out, at any number of rows (fp16
+ * operands, fp32 compute, bias and GELU in the epilogue): what the decode GEMV is benchmarked
+ * against on its own shapes.
+ */
+void launch_linear_cublaslt(gemm_context *ctx, gpt2_f16 *y /* [rows, y_stride] */, int y_stride,
+                            const gpt2_f16 *x /* [rows, x_stride] */, int x_stride,
+                            const gpt2_f16 *w /* [N, K] */, const gpt2_f16 *bias /* [N] or NULL */,
+                            const gpt2_f16 *residual /* [rows, residual_stride] or NULL */,
+                            int residual_stride, int rows, int K, int N, linear_epilogue epilogue,
+                            cudaStream_t stream);
+void launch_linear_f32_out_cublaslt(gemm_context *ctx, float *y /* [rows, y_stride] */,
+                                    int y_stride, const gpt2_f16 *x /* [rows, x_stride] */,
+                                    int x_stride, const gpt2_f16 *w /* [N, K] */, int rows, int K,
+                                    int N, cudaStream_t stream);
+
 /* fp32 out, no bias: logits = x wte^T for any number of rows. */
 void launch_linear_f32_out(gemm_context *ctx, float *y /* [rows, y_stride] */, int y_stride,
                            const gpt2_f16 *x /* [rows, x_stride] */, int x_stride,

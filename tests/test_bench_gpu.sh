@@ -6,7 +6,7 @@
 #  - -o writes bench_e2e.json, with the run record, the settings, a positive TTFT and, per batch
 #    size, positive step times (p90 >= median), us/token, tok/s and every sample; "emulated"
 #    matches the build, and the chart titles say so; the two charts are PNGs;
-#  - --no-graph and --unfused reach the engine's options and the JSON;
+#  - --no-graph, --unfused and --kv int8 reach the engine's options and the JSON;
 #  - bad flags get one clear line and a non-zero exit.
 # usage: test_bench_gpu.sh GPT2 FIXTURE_DIR   (exits 77 where there is no CUDA device)
 set -u
@@ -22,9 +22,9 @@ if ! bench --batch 1,4 --context 8 --steps 4 -o "$work/result" >"$work/table" 2>
   fi
   fail "bench e2e: $(cat "$work/err")"
 fi
-bench --batch 2 --context 4 --steps 2 --warmup 1 --ttft-runs 1 --no-graph --unfused \
+bench --batch 2 --context 4 --steps 2 --warmup 1 --ttft-runs 1 --no-graph --unfused --kv int8 \
   -o "$work/eager_result" >"$work/eager_table" 2>"$work/err" \
-  || fail "--no-graph --unfused: $(cat "$work/err")"
+  || fail "--no-graph --unfused --kv int8: $(cat "$work/err")"
 
 python3 - "$work" <<'PY' || fail "bench e2e output"
 import json, re, struct, sys
@@ -92,9 +92,10 @@ for chart in r["charts"]:
 e = json.load(open(f"{work}/eager_result/bench_e2e.json"))
 es = e["settings"]
 assert (es["decode_graph"], es["fused"], es["warmup"], es["ttft_runs"]) == (False, False, 1, 1), es
+assert es["kv_format"] == "int8", es
 assert [d["batch"] for d in e["decode"]] == [2] and len(e["decode"][0]["step_us"]) == 2, e["decode"]
 positive(e["decode"][0]["tok_per_s"], "eager tok_per_s")
-assert "eager launches, unfused kernels" in open(f"{work}/eager_table").read()
+assert "eager launches, unfused kernels, int8 KV" in open(f"{work}/eager_table").read()
 PY
 
 # Bad flags: one line each, non-zero exit, nothing run.
@@ -102,6 +103,7 @@ expect_error "batch list" "flag '--batch': '1,,4' is not a list" bench --batch 1
 expect_error "batch zero" "flag '--batch': '0' is not a list" bench --batch 0
 expect_error "batch twice" "flag '--batch': '2,2' is not a list" bench --batch 2,2
 expect_error "steps" "flag '--steps': '0' is not an integer" bench --steps 0
+expect_error "kv fp32" "--kv fp32 is the CPU reference's" bench --kv fp32
 expect_error "too long" "= 74 tokens exceed the model's context of 64" \
   bench --batch 1 --context 60 --steps 10
 expect_error "model twice" "give -m DIR or --model-config NAME, not both" \
@@ -109,7 +111,7 @@ expect_error "model twice" "give -m DIR or --model-config NAME, not both" \
 expect_error "bad config" "--model-config '2B': expected 124M, 355M, 774M or 1558M" \
   "$gpt2" bench e2e --model-config 2B
 expect_error "no benchmark" "missing benchmark" "$gpt2" bench
-expect_error "unknown benchmark" "unknown benchmark 'ops'" "$gpt2" bench ops
+expect_error "unknown benchmark" "unknown benchmark 'kv'" "$gpt2" bench kv
 
 [ "$failures" -eq 0 ] || exit 1
 echo "test_bench_gpu: ok"

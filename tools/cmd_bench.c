@@ -1,5 +1,7 @@
 /*
- * gpt2 bench: the engine's benchmarks (issue 14). This file has the first of them:
+ * gpt2 bench: the engine's benchmarks (issue 14). This file has the first of them, and the
+ * dispatch to the others (bench ops: tools/bench_ops.c, which shares the helpers that
+ * tools/bench_ops.h declares):
  *
  * bench e2e: decode speed of the CUDA engine against batch size. One model is built for the
  * largest batch (its KV pool sized to hold every sequence of the run, no more). Then:
@@ -34,6 +36,7 @@
 #include "model/json.h"
 #include "model/sampler.h"
 #include "model/synthetic.h"
+#include "tools/bench_ops.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "tools/result.h"
@@ -73,7 +76,9 @@ static const char help[] =
     "                     size captures its CUDA graph)\n"
     "  --ttft-runs N      timed prefills of one sequence for TTFT (default 5)\n"
     "  --no-graph         decode steps launch by launch instead of CUDA graph replays\n"
-    "  --unfused          bias, GELU and residual adds as kernels of their own (the baseline)\n"
+    "  --unfused          bias, GELU, residual adds and INT8 (de)quantization as kernels of their\n"
+    "                     own (the baseline)\n"
+    "  --kv FORMAT        fp16 (default) or int8: the KV pool's format\n"
     "  -o DIR             also write DIR/" RESULT_FILE " (run record, settings, every sample) and\n"
     "                     the charts DIR/" THROUGHPUT_CHART " and DIR/" LATENCY_CHART "\n"
     "  On the emulation build the numbers are CPU times of the SIMT emulator, not GPU timings.";
@@ -85,7 +90,20 @@ typedef struct {
     int n_batches, max_batch;
     int context, steps, warmup, ttft_runs;
     bool no_graph, unfused;
+    bool int8_kv;             /* --kv int8 */
 } e2e_options;
+
+/* --kv: fp16 or int8 (fp32 is the CPU reference's). */
+static void parse_kv(cli_args *args, e2e_options *opt) {
+    kv_format format;
+    if (!cli_kv_format_parse(args, &format)) return;
+    if (format == KV_FORMAT_FP32) {
+        args->failed = true;
+        cli_error(CMD, "--kv fp32 is the CPU reference's; the engine's pool is fp16 or int8");
+        return;
+    }
+    opt->int8_kv = format == KV_FORMAT_INT8;
+}
 
 /* Parses "1,8,64" into opt->batches. Prints the error and returns false when it is not one. */
 static bool parse_batches(cli_args *args, e2e_options *opt) {
@@ -132,6 +150,7 @@ static int parse_options(int argc, char **argv, e2e_options *opt) {
         else if (cli_flag(&args, "--ttft-runs")) cli_int(&args, 1, 1000, &opt->ttft_runs);
         else if (cli_flag(&args, "--no-graph")) opt->no_graph = true;
         else if (cli_flag(&args, "--unfused")) opt->unfused = true;
+        else if (cli_flag(&args, "--kv")) parse_kv(&args, opt);
         else if (cli_flag(&args, "-o")) opt->out_dir = cli_value(&args);
         else return cli_unknown(&args);
     }
@@ -224,7 +243,8 @@ static int write_synthetic(const e2e_options *opt, bench_model *m) {
 /* KV bytes for max_batch sequences of the run's length, whole blocks: the pool holds them all. */
 static size_t kv_budget(const e2e_options *opt, const gpt2_config *c) {
     const kv_pool_shape shape = {.n_layer = c->n_layer, .n_head = c->n_head,
-                                 .block_size = KV_DEFAULT_BLOCK_SIZE, .format = KV_FORMAT_FP16};
+                                 .block_size = KV_DEFAULT_BLOCK_SIZE,
+                                 .format = opt->int8_kv ? KV_FORMAT_INT8 : KV_FORMAT_FP16};
     const long blocks = (tokens_per_sequence(opt) + shape.block_size - 1) / shape.block_size;
     return (size_t)opt->max_batch * (size_t)blocks * shape.block_size *
            kv_pool_bytes_per_token(&shape);
@@ -247,7 +267,8 @@ static int load_model(const e2e_options *opt, bench_model *m) {
                                         .max_tokens = opt->context,
                                         .max_seqs = opt->max_batch,
                                         .eager_decode = opt->no_graph,
-                                        .unfused = opt->unfused};
+                                        .unfused = opt->unfused,
+                                        .int8_kv = opt->int8_kv};
     const int rc = cuda_model_create(&m->cuda, &ckpt, &options, err, sizeof err);
     gpt2_checkpoint_close(&ckpt);
     if (rc != 0) return cli_error(CMD, "%s", err);
@@ -267,17 +288,13 @@ static void bench_model_destroy(bench_model *m) {
 
 /* ---- timing ---- */
 
-typedef struct {
-    double median, p90, min, max, mean;
-} sample_stats;
-
 static int compare_doubles(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 /* Median (the mean of the middle two for even n), p90 (nearest rank), min, max, mean; n >= 1. */
-static sample_stats stats_of(const double *samples, int n, double *scratch /* [n] */) {
+sample_stats bench_stats_of(const double *samples, int n, double *scratch /* [n] */) {
     memcpy(scratch, samples, (size_t)n * sizeof *scratch);
     qsort(scratch, (size_t)n, sizeof *scratch, compare_doubles);
     double sum = 0;
@@ -337,7 +354,7 @@ static int measure_ttft(const e2e_options *opt, cuda_model *model, const sampler
         cuda_model_release(model, 0);
         if (run >= 0) r->ttft_ms[run] = 1e3 * seconds;
     }
-    r->ttft = stats_of(r->ttft_ms, opt->ttft_runs, scratch);
+    r->ttft = bench_stats_of(r->ttft_ms, opt->ttft_runs, scratch);
     return 0;
 }
 
@@ -376,7 +393,7 @@ static int measure_batch(const e2e_options *opt, cuda_model *model, const sample
         }
     }
     if (rc == 0) {
-        out->step = stats_of(out->step_us, opt->steps, scratch);
+        out->step = bench_stats_of(out->step_us, opt->steps, scratch);
         out->us_per_token = out->step.median / b;
         out->tok_per_s = b / (1e-6 * out->step.median);
         if (out->nonfinite_rows)
@@ -395,12 +412,7 @@ static int measure_batch(const e2e_options *opt, cuda_model *model, const sample
 
 /* ---- the device, as the table and the titles name it ---- */
 
-typedef struct {
-    char name[256];
-    int sm_count, sm_clock_mhz, memory_clock_mhz;
-} device_info;
-
-static device_info read_device(void) {
+device_info bench_read_device(void) {
     device_info d = {.name = "unknown device"};
     int device = 0, khz = 0;
     struct cudaDeviceProp prop;
@@ -429,8 +441,9 @@ static void describe_model(const e2e_options *opt, const bench_model *m, char *o
 
 static void describe_settings(const e2e_options *opt, char *out, size_t len) {
     snprintf(out, len, "context %d, %d timed decode steps after %d warm-up, %s, %s kernels, "
-             "fp16 KV, greedy", opt->context, opt->steps, opt->warmup,
-             opt->no_graph ? "eager launches" : "CUDA graphs", opt->unfused ? "unfused" : "fused");
+             "%s KV, greedy", opt->context, opt->steps, opt->warmup,
+             opt->no_graph ? "eager launches" : "CUDA graphs", opt->unfused ? "unfused" : "fused",
+             opt->int8_kv ? "int8" : "fp16");
 }
 
 static void print_table(const e2e_options *opt, const bench_model *m, const device_info *d,
@@ -463,7 +476,7 @@ static void print_table(const e2e_options *opt, const bench_model *m, const devi
 
 /* ---- the result JSON ---- */
 
-static void write_stats(result_writer *w, const char *unit, const sample_stats *s) {
+void bench_write_stats(result_writer *w, const char *unit, const sample_stats *s) {
     char key[32];
     static const char *const names[] = {"median", "p90", "min", "max", "mean"};
     const double values[] = {s->median, s->p90, s->min, s->max, s->mean};
@@ -530,8 +543,9 @@ static void write_result(result_writer *w, const e2e_options *opt, const bench_m
     describe_model(opt, m, model, sizeof model);
     describe_settings(opt, settings, sizeof settings);
     snprintf(subtitle, sizeof subtitle, "%s; gpt2-cuda, %s; %s", d->name, model, settings);
-    snprintf(series, sizeof series, "gpt2-cuda (%s, %s)", opt->no_graph ? "eager" : "CUDA graphs",
-             opt->unfused ? "unfused" : "fused");
+    snprintf(series, sizeof series, "gpt2-cuda (%s, %s, %s KV)",
+             opt->no_graph ? "eager" : "CUDA graphs", opt->unfused ? "unfused" : "fused",
+             opt->int8_kv ? "int8" : "fp16");
     result_begin_object(w);
     result_member_string(w, "bench", "e2e");
     result_key(w, "emulated");
@@ -577,7 +591,7 @@ static void write_result(result_writer *w, const e2e_options *opt, const bench_m
     result_bool(w, !opt->no_graph);
     result_key(w, "fused");
     result_bool(w, !opt->unfused);
-    result_member_string(w, "kv_format", "fp16");
+    result_member_string(w, "kv_format", opt->int8_kv ? "int8" : "fp16");
     result_member_int(w, "block_size", m->cuda.kv.shape.block_size);
     result_member_int(w, "kv_pool_blocks", m->cuda.kv.shape.num_blocks);
     const kv_pool_shape *pool = &m->cuda.kv.shape;
@@ -590,7 +604,7 @@ static void write_result(result_writer *w, const e2e_options *opt, const bench_m
     result_key(w, "ttft");
     result_begin_object(w);
     result_member_int(w, "prompt_tokens", opt->context);
-    write_stats(w, "ms", &r->ttft);
+    bench_write_stats(w, "ms", &r->ttft);
     result_key(w, "samples_ms");
     result_number_array(w, r->ttft_ms, (size_t)opt->ttft_runs);
     result_end_object(w);
@@ -600,7 +614,7 @@ static void write_result(result_writer *w, const e2e_options *opt, const bench_m
         const batch_result *b = &r->batches[i];
         result_begin_object(w);
         result_member_int(w, "batch", b->batch);
-        write_stats(w, "step_us", &b->step);
+        bench_write_stats(w, "step_us", &b->step);
         result_member_number(w, "us_per_token", b->us_per_token);
         result_member_number(w, "tok_per_s", b->tok_per_s);
         result_member_number(w, "prefill_ms", b->prefill_ms);
@@ -637,7 +651,7 @@ static int save_json(const char *path, const e2e_options *opt, const bench_model
 }
 
 /* Reads the saved JSON back and draws its charts, as `gpt2 plot` would; lists the files. */
-static int draw_saved_charts(const char *json_path, const char *out_dir) {
+int bench_draw_saved_charts(const char *json_path, const char *out_dir) {
     size_t len = 0;
     char *text = cli_read_text(CMD, NULL, json_path, &len);
     if (!text) return 1;
@@ -658,7 +672,7 @@ static int save_outputs(const e2e_options *opt, const bench_model *m, const devi
     snprintf(path, len, "%s/%s", opt->out_dir, RESULT_FILE);
     int rc = save_json(path, opt, m, d, r, argc, argv);
     if (rc == 0) printf("%s\n", path);
-    if (rc == 0) rc = draw_saved_charts(path, opt->out_dir);
+    if (rc == 0) rc = bench_draw_saved_charts(path, opt->out_dir);
     free(path);
     return rc;
 }
@@ -689,7 +703,7 @@ static int run_e2e(const e2e_options *opt, bench_model *m, e2e_result *r, int ar
         if (rc == 0) r->n_done = i + 1;
     }
     if (rc == 0) {
-        const device_info d = read_device();
+        const device_info d = bench_read_device();
         print_table(opt, m, &d, r);
         if (opt->out_dir) rc = save_outputs(opt, m, &d, r, argc, argv);
     }
@@ -723,11 +737,14 @@ static int cmd_bench_e2e(int argc, char **argv, int record_argc, char **record_a
 int cmd_bench(int argc, char **argv) {
     if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
         puts(help);
+        puts("\nusage: gpt2 bench ops [options]   kernels side by side: fused against unfused, INT8\n"
+             "  against FP16 KV, the decode GEMV against cuBLASLt (gpt2 bench ops --help)");
         return 0;
     }
-    if (argc == 0) return cli_error(CMD, "missing benchmark: e2e (see gpt2 bench --help)");
+    if (argc == 0) return cli_error(CMD, "missing benchmark: e2e or ops (see gpt2 bench --help)");
+    if (strcmp(argv[0], "ops") == 0) return cmd_bench_ops(argc - 1, argv + 1, argc, argv);
     if (strcmp(argv[0], "e2e") != 0)
-        return cli_error(CMD, "unknown benchmark '%s' (expected e2e; ops, kv and roofline are not "
-                         "written yet)", argv[0]);
+        return cli_error(CMD, "unknown benchmark '%s' (expected e2e or ops; kv and roofline are "
+                         "not written yet)", argv[0]);
     return cmd_bench_e2e(argc - 1, argv + 1, argc, argv);
 }

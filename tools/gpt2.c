@@ -19,7 +19,7 @@ static const struct {
     {"detokenize", cmd_detokenize, "write the exact bytes of some token ids"},
     {"plot", cmd_plot, "draw PNG charts from a saved result JSON"},
     {"analyze", cmd_analyze, "weight analyses: K/V cosine similarity between layers, charted"},
-    {"bench", cmd_bench, "benchmarks: e2e (decode speed against batch size, TTFT)"},
+    {"bench", cmd_bench, "benchmarks: e2e (decode speed against batch, TTFT), ops (kernels side by side)"},
 };
 
 /*

@@ -4,8 +4,9 @@
 #   compute-sanitizer memcheck / racecheck / initcheck over every GPU test (tests/test_*_gpu),
 #   then the engine end to end: a greedy generate on weights/default, `gpt2 logits` on cuda
 #   against HF's golden logits and the CPU backend on the fixtures (tiny, and the synthetic
-#   gpt2-124M shape), and a short decode benchmark (`gpt2 bench e2e`, batch 1 and 64, random
-#   weights at the 124M and 1558M shapes; JSON and charts in $OUT/bench-*).
+#   gpt2-124M shape), a short decode benchmark (`gpt2 bench e2e`, batch 1 and 64, random
+#   weights at the 124M and 1558M shapes; JSON and charts in $OUT/bench-*), and the kernels side
+#   by side (`gpt2 bench ops` at its defaults: JSON and charts in $OUT/bench-ops).
 # Logs go to $OUT (or ./gpu-check-logs); with $OUT they end up packed in
 # $OUT/gpu-check-logs.tar.gz beside $OUT/summary.txt. The summary is the last thing printed.
 # The end-to-end steps are skipped (SKIP in the summary) when the steps before them have used
@@ -141,6 +142,40 @@ for shape in 124M 1558M; do
     summary+=("      $shape: $(bench_summary "bench-$shape")")
   fi
 done
+
+# INT8 KV end to end where KV reads dominate (issue 13's target: int8 >= 1.3x fp16 tok/s at
+# batch 64, context 1024; 1000 prompt tokens + 18 decoded stay within the 1024 positions).
+for kv in fp16 int8; do
+  if step_within 45 "bench-124M-ctx1000-$kv" "$gpt2" bench e2e --model-config 124M --batch 64 \
+      --context 1000 --steps 16 --warmup 2 --ttft-runs 1 --kv "$kv" -o "$out/bench-124M-ctx1000-$kv"; then
+    summary+=("      124M context 1000 $kv: $(bench_summary "bench-124M-ctx1000-$kv")")
+  fi
+done
+
+# bench_ops_summary: one summary line from $out/bench-ops/bench_ops.json: the ceilings, the
+# correctness checks, and issue 13's decode attention targets (int8 fused >= 1.6x fp16 and
+# >= 2.5x unfused where KV reads dominate: batch >= 32, context >= 512).
+bench_ops_summary() {
+  python3 - "$out/bench-ops/bench_ops.json" <<'PY' 2>/dev/null || echo "(no $out/bench-ops/bench_ops.json)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["ceilings"]
+parts = [f"copy {c['copy_bytes_per_s'] / 1e9:.0f} GB/s, GEMM {c['gemm_flops_per_s'] / 1e12:.0f} "
+         f"TFLOP/s", "checks passed" if r["checks_passed"] else f"{r['checks_failed']} checks FAILED"]
+for over, target in (("fp16", 1.6), ("int8_unfused", 2.5)):
+    xs = [x["speedup"] for x in r["speedups"] if x["group"] == "decode_attention"
+          and x["over"] == over and x["shape"]["batch"] >= 32 and x["shape"]["context"] >= 512
+          and x["speedup"] is not None]
+    if xs:
+        parts.append(f"attention int8 fused over {over} at batch >= 32, context >= 512: "
+                     f"{min(xs):.2f}x to {max(xs):.2f}x (target {target}x)")
+print("; ".join(parts))
+PY
+}
+
+# A failed correctness check fails the step, and its JSON still says what was measured.
+step_within 60 bench-ops "$gpt2" bench ops -o "$out/bench-ops"
+if [ -f "$out/bench-ops/bench_ops.json" ]; then summary+=("      ops: $(bench_ops_summary)"); fi
 
 # The device tool brings back at most 8 files from $OUT: everything goes into one archive, beside
 # the summary.

@@ -1,0 +1,42 @@
+/*
+ * gpt2 bench ops (tools/bench_ops.c), and the pieces of tools/cmd_bench.c that both benchmarks
+ * share: sample statistics, the device as the tables and titles name it, the statistics' JSON
+ * members, and the drawing of a saved result's charts.
+ */
+#ifndef GPT2_BENCH_OPS_H
+#define GPT2_BENCH_OPS_H
+
+#include "tools/result.h"
+
+/* ---- shared with cmd_bench.c (defined there) ---- */
+
+typedef struct {
+    double median, p90, min, max, mean;
+} sample_stats;
+
+/* Median (the mean of the middle two for even n), p90 (nearest rank), min, max, mean; n >= 1. */
+sample_stats bench_stats_of(const double *samples, int n, double *scratch /* [n] */);
+
+typedef struct {
+    char name[256];
+    int sm_count, sm_clock_mhz, memory_clock_mhz;
+} device_info;
+
+/* The current device's name, SM count and peak clocks ("unknown device" and zeros if unread). */
+device_info bench_read_device(void);
+
+/* The members "median_UNIT", "p90_UNIT", "min_UNIT", "max_UNIT", "mean_UNIT" of an object. */
+void bench_write_stats(result_writer *w, const char *unit, const sample_stats *s);
+
+/* Reads the saved result JSON back and draws its charts into out_dir, listing them on stdout. */
+int bench_draw_saved_charts(const char *json_path, const char *out_dir);
+
+/* ---- bench ops ---- */
+
+/*
+ * `gpt2 bench ops ARGS`: argc/argv are the arguments after "ops"; record_argc/record_argv the
+ * arguments after "bench" (what the result's command line records). Returns the exit code.
+ */
+int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv);
+
+#endif

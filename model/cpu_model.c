@@ -278,15 +278,15 @@ int cpu_model_forward_sequence(void *model, const int32_t *tokens, int n, float 
     return cpu_model_forward(model, tokens, n, true, logits, err, err_len);
 }
 
-/* The most tokens any layer keeps under the model's policy. */
-static int largest_layer_budget(const cpu_model *model) {
-    int largest = 1;
+/* The fewest tokens any layer keeps under the model's policy. */
+static int smallest_layer_budget(const cpu_model *model) {
+    int smallest = model->config.n_positions;
     for (int l = 0; l < model->config.n_layer; l++) {
         const int b = kv_policy_layer_budget(&model->selection.policy, l, model->config.n_layer,
                                              model->selection.budget_tokens);
-        if (b > largest) largest = b;
+        if (b < smallest) smallest = b;
     }
-    return largest;
+    return smallest;
 }
 
 int cpu_model_forward_decoded(void *model_ptr, const int32_t *tokens, int n, float *logits,
@@ -296,7 +296,7 @@ int cpu_model_forward_decoded(void *model_ptr, const int32_t *tokens, int n, flo
         return cpu_model_forward_sequence(model, tokens, n, logits, err, err_len);
     cpu_model_reset(model);
     const int V = model->config.vocab_size;
-    int first = largest_layer_budget(model);
+    int first = smallest_layer_budget(model);
     if (first > n) first = n;
     if (first > model->act.max_chunk) first = model->act.max_chunk;
     if (cpu_model_forward(model, tokens, first, true, logits, err, err_len) != 0) return -1;

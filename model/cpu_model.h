@@ -96,9 +96,10 @@ int cpu_model_set_kv_policy(cpu_model *model, const kv_policy *policy, int budge
 
 /*
  * Logits [n, V] of every position of a fresh sequence, teacher-forced the way generation runs
- * under the model's KV policy: as many tokens as the largest layer keeps in one call (all n
- * under full), then one token per call, the policy evicting after each, so that eviction
- * happens exactly as in generation. Fits perplexity_forward_fn (model is a cpu_model *).
+ * under the model's KV policy: as many tokens as the smallest layer budget in one call (all n
+ * under full), so that no layer ever attends past its budget, then one token per call, the
+ * policy evicting after each, so that eviction happens exactly as in generation. Fits
+ * perplexity_forward_fn (model is a cpu_model *).
  */
 int cpu_model_forward_decoded(void *model, const int32_t *tokens, int n, float *logits,
                               char *err, size_t err_len);

@@ -140,6 +140,7 @@ static int alloc_activations(cuda_activations *a, const gpt2_config *c, int max_
                       (void **)&a->logits, (void **)&a->attention_workspace};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) total += align_up(sizes[i]);
+    a->bytes = total;
     if (device_alloc(&a->storage, total, "activations", err, err_len) != 0) return -1;
     char *next = a->storage;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {

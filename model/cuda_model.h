@@ -85,6 +85,7 @@ typedef struct {
     float *attention_workspace;  /* [attention_decode_workspace_bytes / 4] */
     size_t attention_workspace_bytes;
     void *storage;
+    size_t bytes;                /* of storage: every buffer above, each aligned */
 } cuda_activations;
 
 /*

@@ -111,7 +111,7 @@ expect_error "model twice" "give -m DIR or --model-config NAME, not both" \
 expect_error "bad config" "--model-config '2B': expected 124M, 355M, 774M or 1558M" \
   "$gpt2" bench e2e --model-config 2B
 expect_error "no benchmark" "missing benchmark" "$gpt2" bench
-expect_error "unknown benchmark" "unknown benchmark 'kv'" "$gpt2" bench kv
+expect_error "unknown benchmark" "unknown benchmark 'roofline'" "$gpt2" bench roofline
 
 [ "$failures" -eq 0 ] || exit 1
 echo "test_bench_gpu: ok"

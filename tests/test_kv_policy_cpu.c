@@ -1,7 +1,7 @@
 /*
  * The CPU reference's KV policies (window, sinks, pyramid) against an independent formulation:
  * a whole-sequence forward whose attention takes an explicit mask per layer. Teacher-forced
- * decode under a policy (cpu_model_forward_decoded: a first chunk as large as the largest
+ * decode under a policy (cpu_model_forward_decoded: a first chunk as large as the smallest
  * layer budget, then one token per call, evicting after each) means that token t of layer l
  * attends to:
  *   t inside the first chunk: every position 0..t (nothing is evicted inside a call);
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
     check_policy(&m, ids, "full", m.config.n_positions, N_TOKENS);
     check_policy(&m, ids, "window:7", m.config.n_positions, 7);
     check_policy(&m, ids, "sinks:3,window:5", m.config.n_positions, 8);
-    check_policy(&m, ids, "pyramid:1,0.25", 20, 20); /* layer 0 keeps 20 tokens, layer 1 keeps 5 */
+    check_policy(&m, ids, "pyramid:1,0.25", 20, 5); /* layer 0 keeps 20 tokens, layer 1 keeps 5 */
     kv_policy share;
     kv_policy_parse("share:0", &share, err, sizeof err);
     CHECK(cpu_model_set_kv_policy(&m, &share, 64, err, sizeof err) == -1 && strstr(err, "not implemented yet"),

@@ -81,21 +81,18 @@
 #define POISON_HALF 0xFFFFu
 
 #ifdef GPT2_CUDA_EMULATION
-static const bool emulated = true;
 #define DEFAULT_COPY_MIB 8
 #define DEFAULT_GEMM_SIZE 128
 #define DEFAULT_WARMUP 1
 #define DEFAULT_REPEATS 3
 #define FLUSH_CAP_BYTES ((size_t)1 << 20) /* the emulator has no cache: a token flush */
 #else
-static const bool emulated = false;
 #define DEFAULT_COPY_MIB 1024
 #define DEFAULT_GEMM_SIZE 8192
 #define DEFAULT_WARMUP 5
 #define DEFAULT_REPEATS 30
 #define FLUSH_CAP_BYTES SIZE_MAX
 #endif
-#define EMULATED_NOTE "emulated: not GPU timings"
 
 #ifdef _OPENMP
 #define PARALLEL_FOR _Pragma("omp parallel for schedule(static)")
@@ -127,10 +124,10 @@ static const char help[] =
     "  --gemv-shapes LIST  GEMV shapes KxN, input by output (default 768x2304,768x3072,3072x768,\n"
     "                      1600x6400,6400x1600: GPT-2 124M and 1.5B projections)\n"
     "  --lm-head KxV       the LM head's shape, fp32 logits (default 768x50257; 0: none)\n"
-    "  --warmup N          untimed replays before the timed ones (default 5; 1 emulated)\n"
-    "  --repeats N         timed replays per op (default 30; 3 emulated)\n"
-    "  --copy-mib N        the copy ceiling's buffer (default 1024; 8 emulated)\n"
-    "  --gemm-size N       the GEMM ceiling's square size (default 8192; 128 emulated)\n"
+    "  --warmup N          untimed replays before the timed ones (default 5; 1 bench_emulated)\n"
+    "  --repeats N         timed replays per op (default 30; 3 bench_emulated)\n"
+    "  --copy-mib N        the copy ceiling's buffer (default 1024; 8 bench_emulated)\n"
+    "  --gemm-size N       the GEMM ceiling's square size (default 8192; 128 bench_emulated)\n"
     "  --seed N            seed of the random inputs (default 1)\n"
     "  --corrupt GROUP     for tests: change one output value of every variant of GROUP before\n"
     "                      its check, which must then fail\n"
@@ -174,31 +171,6 @@ typedef struct {
     int n_head, embd, rows, check_seqs;
     int warmup, repeats, copy_mib, gemm_size;
 } ops_options;
-
-/* Parses "1,8,64" (distinct integers in [min, max], at most MAX_LIST) into out. */
-static bool parse_int_list(cli_args *args, const char *flag, long min, long max, int *out, int *n) {
-    const char *text = cli_value(args);
-    if (!text) return false;
-    *n = 0;
-    const char *p = text;
-    bool ok = *p != '\0';
-    while (ok && *p) {
-        size_t digits = strspn(p, "0123456789");
-        long value = 0;
-        for (size_t i = 0; i < digits && value <= max; i++) value = 10 * value + (p[i] - '0');
-        ok = digits > 0 && value >= min && value <= max && *n < MAX_LIST &&
-             (p[digits] == '\0' || (p[digits] == ',' && p[digits + 1] != '\0'));
-        for (int i = 0; ok && i < *n; i++) ok = out[i] != value;
-        if (ok) out[(*n)++] = (int)value;
-        p += digits + (p[digits] == ',');
-    }
-    if (!ok) {
-        cli_error(args->cmd, "flag '%s': '%s' is not a list of distinct integers in [%ld, %ld] "
-                  "separated by commas (at most %d)", flag, text, min, max, MAX_LIST);
-        args->failed = true;
-    }
-    return ok;
-}
 
 /* "768x2304" into a shape: K a multiple of 8 in [8, 65536], N in [1, 1 << 20]. */
 static bool parse_shape_text(const char *text, size_t len, gemv_shape *out) {
@@ -308,18 +280,18 @@ static int parse_options(int argc, char **argv, ops_options *opt) {
         else if (cli_flag(&args, "--model-config")) opt->model_config = cli_value(&args);
         else if (cli_flag(&args, "--heads")) heads = cli_int(&args, 1, 128, &opt->n_head);
         else if (cli_flag(&args, "--contexts"))
-            contexts = parse_int_list(&args, "--contexts", 1, 1 << 20, opt->contexts,
-                                      &opt->n_contexts);
+            contexts = bench_parse_int_list(&args, "--contexts", 1, 1 << 20, MAX_LIST,
+                                            opt->contexts, &opt->n_contexts);
         else if (cli_flag(&args, "--long-context")) cli_int(&args, 0, 1 << 20, &opt->long_context);
         else if (cli_flag(&args, "--batches"))
-            batches = parse_int_list(&args, "--batches", 1, MAX_BATCH, opt->batches,
-                                     &opt->n_batches);
+            batches = bench_parse_int_list(&args, "--batches", 1, MAX_BATCH, MAX_LIST,
+                                           opt->batches, &opt->n_batches);
         else if (cli_flag(&args, "--check-seqs")) cli_int(&args, 1, MAX_BATCH, &opt->check_seqs);
         else if (cli_flag(&args, "--embd")) embd = cli_int(&args, 8, 8192, &opt->embd);
         else if (cli_flag(&args, "--rows")) cli_int(&args, MAX_GEMV_ROWS + 1, 1 << 16, &opt->rows);
         else if (cli_flag(&args, "--gemv-rows"))
-            gemv_rows = parse_int_list(&args, "--gemv-rows", 1, MAX_GEMV_ROWS, opt->gemv_rows,
-                                       &opt->n_gemv_rows);
+            gemv_rows = bench_parse_int_list(&args, "--gemv-rows", 1, MAX_GEMV_ROWS, MAX_LIST,
+                                             opt->gemv_rows, &opt->n_gemv_rows);
         else if (cli_flag(&args, "--gemv-shapes")) shapes = parse_shapes(&args, opt);
         else if (cli_flag(&args, "--lm-head")) lm = parse_lm_head(&args, opt);
         else if (cli_flag(&args, "--warmup")) cli_int(&args, 0, 10000, &opt->warmup);
@@ -1653,7 +1625,7 @@ static void print_table(const ops_run *run) {
     const ops_options *opt = run->opt;
     char settings[512];
     describe_settings(opt, &run->timer, settings, sizeof settings);
-    if (emulated)
+    if (bench_emulated)
         printf("note: emulation build: these are CPU timings of the SIMT emulator, "
                "not GPU timings\n");
     printf("gpt2 bench ops: %s\n", settings);
@@ -1768,19 +1740,12 @@ typedef struct {
     char subtitle[1024];
 } chart_context;
 
-static void chart_begin(result_writer *w, const chart_context *cc, const char *file,
-                        const char *kind, const char *title, const char *x_label,
-                        const char *y_label) {
-    char full[320];
-    snprintf(full, sizeof full, "%s%s", emulated ? EMULATED_NOTE ": " : "", title);
-    result_begin_object(w);
-    result_member_string(w, "file", file);
-    result_member_string(w, "kind", kind);
-    result_member_string(w, "title", full);
-    result_member_string(w, "subtitle", cc->subtitle);
-    if (x_label) result_member_string(w, "x_label", x_label);
-    result_member_string(w, "y_label", y_label);
+static void chart_begin_cc(result_writer *w, const chart_context *cc, const char *file,
+                           const char *kind, const char *title, const char *x_label,
+                           const char *y_label) {
+    bench_chart_begin(w, file, kind, title, cc->subtitle, x_label, y_label);
 }
+
 
 static void reference_line(result_writer *w, double y, const char *label) {
     result_begin_object(w);
@@ -1804,7 +1769,7 @@ static void attention_latency_chart(result_writer *w, const chart_context *cc, i
     if (opt->long_context > max_of(opt->contexts, opt->n_contexts))
         snprintf(x_label, sizeof x_label, "context (tokens per sequence, log scale; %d is "
                  "synthetic, kernel level only)", run->opt->long_context);
-    chart_begin(w, cc, file, "line", title, x_label, "median us per launch (log scale)");
+    chart_begin_cc(w, cc, file, "line", title, x_label, "median us per launch (log scale)");
     result_key(w, "x_log");
     result_bool(w, true);
     result_key(w, "y_log");
@@ -1843,7 +1808,7 @@ static void attention_speedup_chart(result_writer *w, const chart_context *cc, c
     const ops_options *opt = run->opt;
     int contexts[MAX_LIST + 1];
     const int n = attention_contexts(opt, contexts);
-    chart_begin(w, cc, file, "bar", title, "context (tokens per sequence)",
+    chart_begin_cc(w, cc, file, "bar", title, "context (tokens per sequence)",
                 "speedup of int8 fused (times faster)");
     result_key(w, "categories");
     result_begin_array(w);
@@ -1951,11 +1916,11 @@ static void summary_chart(result_writer *w, const chart_context *cc, bool bandwi
         }
     }
     if (bandwidth)
-        chart_begin(w, cc, "bench_ops_bandwidth.png", "bar",
+        chart_begin_cc(w, cc, "bench_ops_bandwidth.png", "bar",
                     "achieved bandwidth per op, as % of the measured copy bandwidth", NULL,
                     "% of the measured copy bandwidth");
     else
-        chart_begin(w, cc, "bench_ops_fused_unfused.png", "bar",
+        chart_begin_cc(w, cc, "bench_ops_fused_unfused.png", "bar",
                     "fused against unfused kernels: time per op", NULL,
                     "median us per launch (log scale)");
     result_key(w, "categories");
@@ -2002,7 +1967,7 @@ static void gemv_chart(result_writer *w, const chart_context *cc) {
     const ops_run *run = cc->run;
     const ops_options *opt = run->opt;
     const int n = opt->n_gemv + (opt->lm_head.n > 0);
-    chart_begin(w, cc, "bench_ops_gemv.png", "bar",
+    chart_begin_cc(w, cc, "bench_ops_gemv.png", "bar",
                 "decode GEMV (hand-written) against cuBLASLt, same shapes",
                 "shape: input features K x output features N (LM head: fp32 logits)",
                 "median us per launch (log scale)");
@@ -2082,8 +2047,8 @@ static void write_result(result_writer *w, const ops_run *run, int argc, char **
     result_begin_object(w);
     result_member_string(w, "bench", "ops");
     result_key(w, "emulated");
-    result_bool(w, emulated);
-    if (emulated) result_member_string(w, "note", EMULATED_NOTE ": CPU times of the SIMT emulator");
+    result_bool(w, bench_emulated);
+    if (bench_emulated) result_member_string(w, "note", EMULATED_NOTE ": CPU times of the SIMT emulator");
     result_member_string(w, "description",
                          "kernels side by side on one device: every variant checked against the "
                          "CPU reference on random inputs, then its launches captured in a CUDA "
@@ -2225,7 +2190,7 @@ int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv) {
     run.device = bench_read_device();
     run.gemm_ctx = gemm_context_create();
     if (!run.gemm_ctx) return cli_error(CMD, "out of memory");
-    if (emulated)
+    if (bench_emulated)
         fprintf(stderr, "gpt2 %s: emulation build: the timings below are CPU times of the SIMT "
                 "emulator, not GPU timings\n", CMD);
     fprintf(stderr, "gpt2 %s: ceilings: copy of %d MiB, GEMM %d^3\n", CMD, opt.copy_mib,

@@ -6,9 +6,28 @@
 #ifndef GPT2_BENCH_OPS_H
 #define GPT2_BENCH_OPS_H
 
+#include <stdbool.h>
+
+#include "tools/cli.h"
 #include "tools/result.h"
 
-/* ---- shared with cmd_bench.c (defined there) ---- */
+/* ---- shared by every benchmark (defined in cmd_bench.c) ---- */
+
+/* Every table, JSON and chart title of the emulation build says so: its times are CPU times. */
+#define EMULATED_NOTE "emulated: not GPU timings"
+extern const bool bench_emulated; /* built with -DGPT2_CUDA_EMULATION */
+
+/* A chart's opening members; its title begins with EMULATED_NOTE on the emulator. */
+void bench_chart_begin(result_writer *w, const char *file, const char *kind, const char *title,
+                       const char *subtitle, const char *x_label /* or NULL */,
+                       const char *y_label);
+
+/*
+ * The value of `flag` as distinct integers in [min, max] separated by commas, at most
+ * capacity of them, into out[0, *n). Prints the error and returns false for anything else.
+ */
+bool bench_parse_int_list(cli_args *args, const char *flag, long min, long max, int capacity,
+                          int *out, int *n);
 
 typedef struct {
     double median, p90, min, max, mean;

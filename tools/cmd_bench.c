@@ -1,7 +1,7 @@
 /*
  * gpt2 bench: the engine's benchmarks (issue 14). This file has the first of them, and the
  * dispatch to the others (bench ops: tools/bench_ops.c, which shares the helpers that
- * tools/bench_ops.h declares):
+ * tools/bench_ops.h declares; bench kv: tools/bench_kv.c):
  *
  * bench e2e: decode speed of the CUDA engine against batch size. One model is built for the
  * largest batch (its KV pool sized to hold every sequence of the run, no more). Then:
@@ -36,6 +36,7 @@
 #include "model/json.h"
 #include "model/sampler.h"
 #include "model/synthetic.h"
+#include "tools/bench_kv.h"
 #include "tools/bench_ops.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -51,11 +52,10 @@
 #define LATENCY_CHART "bench_e2e_step_latency.png"
 
 #ifdef GPT2_CUDA_EMULATION
-static const bool emulated = true;
+const bool bench_emulated = true;
 #else
-static const bool emulated = false;
+const bool bench_emulated = false;
 #endif
-#define EMULATED_NOTE "emulated: not GPU timings"
 
 static const char help[] =
     "usage: gpt2 bench e2e [--model-config 124M|355M|774M|1558M | -m DIR] [options]\n"
@@ -294,6 +294,44 @@ static int compare_doubles(const void *a, const void *b) {
 }
 
 /* Median (the mean of the middle two for even n), p90 (nearest rank), min, max, mean; n >= 1. */
+bool bench_parse_int_list(cli_args *args, const char *flag, long min, long max, int capacity,
+                          int *out, int *n) {
+    const char *text = cli_value(args);
+    if (!text) return false;
+    *n = 0;
+    const char *p = text;
+    bool ok = *p != '\0';
+    while (ok && *p) {
+        size_t digits = strspn(p, "0123456789");
+        long value = 0;
+        for (size_t i = 0; i < digits && value <= max; i++) value = 10 * value + (p[i] - '0');
+        ok = digits > 0 && value >= min && value <= max && *n < capacity &&
+             (p[digits] == '\0' || (p[digits] == ',' && p[digits + 1] != '\0'));
+        for (int i = 0; ok && i < *n; i++) ok = out[i] != value;
+        if (ok) out[(*n)++] = (int)value;
+        p += digits + (p[digits] == ',');
+    }
+    if (!ok) {
+        cli_error(args->cmd, "flag '%s': '%s' is not a list of distinct integers in [%ld, %ld] "
+                  "separated by commas (at most %d)", flag, text, min, max, capacity);
+        args->failed = true;
+    }
+    return ok;
+}
+
+void bench_chart_begin(result_writer *w, const char *file, const char *kind, const char *title,
+                       const char *subtitle, const char *x_label, const char *y_label) {
+    char full[320];
+    snprintf(full, sizeof full, "%s%s", bench_emulated ? EMULATED_NOTE ": " : "", title);
+    result_begin_object(w);
+    result_member_string(w, "file", file);
+    result_member_string(w, "kind", kind);
+    result_member_string(w, "title", full);
+    result_member_string(w, "subtitle", subtitle);
+    if (x_label) result_member_string(w, "x_label", x_label);
+    result_member_string(w, "y_label", y_label);
+}
+
 sample_stats bench_stats_of(const double *samples, int n, double *scratch /* [n] */) {
     memcpy(scratch, samples, (size_t)n * sizeof *scratch);
     qsort(scratch, (size_t)n, sizeof *scratch, compare_doubles);
@@ -451,7 +489,7 @@ static void print_table(const e2e_options *opt, const bench_model *m, const devi
     char model[4200], settings[256];
     describe_model(opt, m, model, sizeof model);
     describe_settings(opt, settings, sizeof settings);
-    if (emulated)
+    if (bench_emulated)
         printf("note: emulation build: these are CPU timings of the SIMT emulator, "
                "not GPU timings\n");
     printf("gpt2 bench e2e: %s; %d layers, n_embd %d, vocab %d\n", model, m->config.n_layer,
@@ -510,7 +548,7 @@ typedef struct {
 static void write_chart(result_writer *w, const e2e_result *r, const chart_spec *c,
                         const char *subtitle, const char *series_name) {
     char title[256];
-    snprintf(title, sizeof title, "%s%s", emulated ? EMULATED_NOTE ": " : "", c->title);
+    snprintf(title, sizeof title, "%s%s", bench_emulated ? EMULATED_NOTE ": " : "", c->title);
     result_begin_object(w);
     result_member_string(w, "file", c->file);
     result_member_string(w, "kind", "line");
@@ -549,8 +587,8 @@ static void write_result(result_writer *w, const e2e_options *opt, const bench_m
     result_begin_object(w);
     result_member_string(w, "bench", "e2e");
     result_key(w, "emulated");
-    result_bool(w, emulated);
-    if (emulated) result_member_string(w, "note", EMULATED_NOTE ": CPU times of the SIMT emulator");
+    result_bool(w, bench_emulated);
+    if (bench_emulated) result_member_string(w, "note", EMULATED_NOTE ": CPU times of the SIMT emulator");
     result_member_string(w, "description",
                          "decode speed against batch size: per batch size, the prompts prefilled "
                          "one by one, then greedy decode steps of all of them together, each "
@@ -739,12 +777,16 @@ int cmd_bench(int argc, char **argv) {
         puts(help);
         puts("\nusage: gpt2 bench ops [options]   kernels side by side: fused against unfused, INT8\n"
              "  against FP16 KV, the decode GEMV against cuBLASLt (gpt2 bench ops --help)");
+        puts("usage: gpt2 bench kv [options]    KV bytes per token, serving capacity by format and\n"
+             "  policy from the pool's allocator, memory against length (gpt2 bench kv --help)");
         return 0;
     }
-    if (argc == 0) return cli_error(CMD, "missing benchmark: e2e or ops (see gpt2 bench --help)");
+    if (argc == 0)
+        return cli_error(CMD, "missing benchmark: e2e, ops or kv (see gpt2 bench --help)");
     if (strcmp(argv[0], "ops") == 0) return cmd_bench_ops(argc - 1, argv + 1, argc, argv);
+    if (strcmp(argv[0], "kv") == 0) return cmd_bench_kv(argc - 1, argv + 1, argc, argv);
     if (strcmp(argv[0], "e2e") != 0)
-        return cli_error(CMD, "unknown benchmark '%s' (expected e2e or ops; kv and roofline are "
-                         "not written yet)", argv[0]);
+        return cli_error(CMD, "unknown benchmark '%s' (expected e2e, ops or kv; roofline is not "
+                         "written yet)", argv[0]);
     return cmd_bench_e2e(argc - 1, argv + 1, argc, argv);
 }

@@ -5,8 +5,9 @@
 #   then the engine end to end: a greedy generate on weights/default, `gpt2 logits` on cuda
 #   against HF's golden logits and the CPU backend on the fixtures (tiny, and the synthetic
 #   gpt2-124M shape), a short decode benchmark (`gpt2 bench e2e`, batch 1 and 64, random
-#   weights at the 124M and 1558M shapes; JSON and charts in $OUT/bench-*), and the kernels side
-#   by side (`gpt2 bench ops` at its defaults: JSON and charts in $OUT/bench-ops).
+#   weights at the 124M and 1558M shapes; JSON and charts in $OUT/bench-*), the kernels side
+#   by side (`gpt2 bench ops` at its defaults: JSON and charts in $OUT/bench-ops), and the KV
+#   pool's capacity confirmed by allocation (`gpt2 bench kv --allocate`, $OUT/bench-kv).
 # Logs go to $OUT (or ./gpu-check-logs); with $OUT they end up packed in
 # $OUT/gpu-check-logs.tar.gz beside $OUT/summary.txt. The summary is the last thing printed.
 # The end-to-end steps are skipped (SKIP in the summary) when the steps before them have used
@@ -176,6 +177,10 @@ PY
 # A failed correctness check fails the step, and its JSON still says what was measured.
 step_within 60 bench-ops "$gpt2" bench ops -o "$out/bench-ops"
 if [ -f "$out/bench-ops/bench_ops.json" ]; then summary+=("      ops: $(bench_ops_summary)"); fi
+
+# KV capacity from the allocator at the 124M shape, each format's pool then allocated on the GPU
+# (1 GiB budget, zero weights) and every capacity confirmed in it; fails if one is not.
+step_within 20 bench-kv "$gpt2" bench kv --model-config 124M --allocate -o "$out/bench-kv"
 
 # The device tool brings back at most 8 files from $OUT: everything goes into one archive, beside
 # the summary.

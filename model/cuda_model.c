@@ -601,19 +601,19 @@ static void head_forward(cuda_model *m, const step_shape *step, int first, int r
 }
 
 /*
- * The ids the staged uniforms draw from `rows` rows of logits (overwritten: they are the
- * scratch), and whether each row held a NaN or an infinity, checked first; both come back in
- * one copy. A vocabulary narrower than the logits' rows (a checkpoint wider than the
+ * The ids the staged uniforms draw from `rows` rows of logits from row `first` (overwritten:
+ * they are the scratch), and whether each row held a NaN or an infinity, checked first; both
+ * come back in one copy. A vocabulary narrower than the logits' rows (a checkpoint wider than the
  * tokenizer) is sampled row by row.
  */
-static void sample_forward(cuda_model *m, int rows, const sampler *smp) {
+static void sample_forward(cuda_model *m, int first, int rows, const sampler *smp) {
     const int V = m->config.vocab_size, sample_v = smp->vocab_size;
     const sampler_params *p = &smp->params;
     cuda_step_inputs *d = &m->device;
     nvtxRangePushA("sample");
     const int per_launch = sample_v == V ? rows : 1;
     for (int r = 0; r < rows; r += per_launch) {
-        float *logits = m->act.logits + (size_t)r * V;
+        float *logits = m->act.logits + (size_t)(first + r) * V;
         launch_find_nonfinite(d->nonfinite + r, logits, per_launch, sample_v, m->stream);
         launch_sample(d->next_ids + r, logits, d->uniforms + r, logits, per_launch, sample_v,
                       p->temperature, p->top_k, p->top_p, m->stream);
@@ -674,11 +674,7 @@ static void enqueue_sequence_step(cuda_model *m, const step_shape *step, bool al
     if (logits)
         CUDA_CHECK(cudaMemcpyAsync(logits, m->act.logits, (size_t)rows * V * sizeof(float),
                                    cudaMemcpyDeviceToHost, m->stream));
-    if (!sample) return;
-    if (rows > 1) /* the draw reads the last row: move it to row 0, where a 1-row draw looks */
-        CUDA_CHECK(cudaMemcpyAsync(m->act.logits, m->act.logits + (size_t)(rows - 1) * V,
-                                   (size_t)V * sizeof(float), cudaMemcpyDeviceToDevice, m->stream));
-    sample_forward(m, 1, smp);
+    if (sample) sample_forward(m, rows - 1, 1, smp); /* the last row */
 }
 
 static void replay_decode_graph(cuda_model *m, const step_shape *step, const sampler *smp);
@@ -737,7 +733,7 @@ static void enqueue_decode_step(cuda_model *m, const step_shape *step, const sam
     upload_step_inputs(m);
     layers_forward(m, step);
     head_forward(m, step, 0, step->n_rows);
-    sample_forward(m, step->n_rows, smp);
+    sample_forward(m, 0, step->n_rows, smp);
 }
 
 static bool same_sampling(const cuda_model *m, const sampler *smp) {

@@ -8,65 +8,23 @@
  *
  * usage: test_asan_faults [--print]   (--print: show each child's whole report)
  */
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "kernels/cuda_check.h"
 #include "kernels/launch.h"
 #include "tests/check.h"
+#include "tests/child_case.h"
 
 #define CASE_SECONDS 120 /* a sanitized child reports within seconds; past this it hangs */
 
-struct outcome {
-    bool finished;
-    int exit_code; /* -1 when a signal ended it */
-    int signal;
-    char err[32768]; /* the start of its stderr */
-};
+typedef child_outcome outcome;
 
 /* Runs body() in a child with stderr captured; its return value is the exit code. */
 static outcome run_case(int (*body)(void)) {
-    outcome o = {};
-    int fds[2];
-    if (pipe(fds) != 0) {
-        perror("pipe");
-        exit(EXIT_FAILURE);
-    }
-    fflush(NULL);
-    const pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        const int code = body();
-        fflush(NULL);
-        _exit(code);
-    }
-    close(fds[1]);
-    size_t used = 0;
-    const time_t deadline = time(NULL) + CASE_SECONDS;
-    bool eof = false;
-    while (!eof && time(NULL) < deadline) {
-        struct pollfd p = {fds[0], POLLIN, 0};
-        if (poll(&p, 1, 1000) <= 0) continue;
-        char chunk[4096];
-        const ssize_t got = read(fds[0], chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) eof = true;
-        for (ssize_t i = 0; i < got && used + 1 < sizeof o.err; i++) o.err[used++] = chunk[i];
-    }
-    close(fds[0]);
-    if (!eof) kill(pid, SIGKILL);
-    int status;
-    waitpid(pid, &status, 0);
-    o.finished = eof;
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    outcome o;
+    child_case_run(&o, body, NULL, CASE_SECONDS);
     return o;
 }
 

@@ -19,71 +19,28 @@
  *     fixed seeds; their fixed twins are right under 20 seeds;
  *   - fresh allocations and dynamic shared memory read as the poison pattern 0x7FFF.
  */
-#include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "kernels/cuda_check.h"
 #include "kernels/launch.h"
 #include "tests/check.h"
+#include "tests/child_case.h"
 
 /* ---- running a case in a child ---- */
 
 #define CASE_SECONDS 60 /* far more than any case needs: past it, the child is hung */
 
-struct outcome {
-    bool finished;   /* exited or was killed by a signal within the time limit */
-    int exit_code;   /* when it exited */
-    int signal;      /* when a signal ended it */
-    char err[16384]; /* what it wrote on stderr (the start) */
-};
+typedef child_outcome outcome;
 
 /* Runs body() in a child (its return value is the exit code) with GPT2_EMU_SHAKE_SEED=seed. */
 static outcome run_case(int (*body)(void), const char *seed) {
-    outcome o = {};
-    int fds[2];
-    if (pipe(fds) != 0) {
-        perror("pipe");
-        exit(EXIT_FAILURE);
-    }
-    fflush(NULL);
-    const pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], STDERR_FILENO);
-        setenv("GPT2_EMU_SHAKE_SEED", seed, 1);
-        const int code = body();
-        fflush(NULL);
-        _exit(code);
-    }
-    close(fds[1]);
-    size_t used = 0;
-    const time_t deadline = time(NULL) + CASE_SECONDS;
-    bool eof = false;
-    while (!eof && time(NULL) < deadline) {
-        struct pollfd p = {fds[0], POLLIN, 0};
-        if (poll(&p, 1, 1000) <= 0) continue;
-        char chunk[4096];
-        const ssize_t got = read(fds[0], chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) eof = true;
-        for (ssize_t i = 0; i < got && used + 1 < sizeof o.err; i++) o.err[used++] = chunk[i];
-    }
-    close(fds[0]);
-    if (!eof) kill(pid, SIGKILL);
-    int status;
-    waitpid(pid, &status, 0);
-    o.finished = eof;
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    outcome o;
+    child_case_run(&o, body, seed, CASE_SECONDS);
     return o;
 }
 

@@ -525,24 +525,17 @@ static void write_result(result_writer *w, const kv_run *run, int argc, char **a
              "%d tokens; counts, not timings: the same on any machine%s%s", model, opt->kv_mem,
              KV_DEFAULT_BLOCK_SIZE, run->alloc[0].done ? "; engine allocated on " : "",
              run->alloc[0].done ? run->device : "");
-    result_begin_object(w);
-    result_member_string(w, "bench", "kv");
-    result_key(w, "emulated");
-    result_bool(w, bench_emulated);
-    if (bench_emulated)
-        result_member_string(w, "note", EMULATED_NOTE ": but these are allocator counts, not "
-                             "timings, exact on any machine; only --allocate touched the "
-                             "(emulated) device");
-    result_member_string(w, "description",
+    bench_begin_result(w, "kv",
+                       EMULATED_NOTE ": but these are allocator counts, not timings, exact on "
+                       "any machine; only --allocate touched the (emulated) device",
                          "the KV cache from the pool's own allocator at the model's shape: bytes "
                          "per token by format; serving capacity, the sequences of T tokens a "
                          "pool of the budget admits by reserving whole sequences until the "
                          "allocator refuses (the formula only as a cross-check); memory against "
                          "T, the blocks one sequence of T tokens takes, and with --allocate the "
                          "engine's weight and activation bytes and each capacity confirmed in "
-                         "the engine's own pool");
-    result_key(w, "run");
-    result_write_run_info(w, CMD, argc, argv);
+                         "the engine's own pool",
+                       argc, argv);
     result_key(w, "model");
     result_begin_object(w);
     member_string_or_null(w, "config", opt->model_config);

@@ -413,42 +413,37 @@ static float uniform_at(uint64_t state, size_t i) {
     return (float)(splitmix64_mix(state + i) >> 40) * 0x1p-24f;
 }
 
-/* h[0..n) = fp16 values uniform in [-scale, scale], input stream `stream` of the seed. */
+/* What fill_random writes: fp16 in [-scale, scale], int8 codes, or INT8 per-row scales. */
+typedef enum { RANDOM_HALVES, RANDOM_CODES, RANDOM_SCALES } random_kind;
+
+/*
+ * out[0..n) from input stream `stream` of the seed, in chunks (one generator state each, so
+ * the values do not depend on the threads): RANDOM_HALVES fp16 uniform in [-scale, scale];
+ * RANDOM_CODES int8 codes uniform in [-127, 127]; RANDOM_SCALES fp16 scales 2^u / 127 for u in
+ * [-2, 2] (INT8 pages' per-row scales).
+ */
+static void fill_random(void *out, size_t n, random_kind kind, float scale, uint64_t seed,
+                        uint64_t stream) {
+    const long chunks = (long)((n + RANDOM_CHUNK - 1) / RANDOM_CHUNK);
+    PARALLEL_FOR
+    for (long c = 0; c < chunks; c++) {
+        const uint64_t state = chunk_state(seed, stream, (size_t)c);
+        const size_t begin = (size_t)c * RANDOM_CHUNK;
+        const size_t end = begin + RANDOM_CHUNK < n ? begin + RANDOM_CHUNK : n;
+        for (size_t i = begin; i < end; i++) {
+            const float u = uniform_at(state, i - begin);
+            if (kind == RANDOM_CODES)
+                ((int8_t *)out)[i] = (int8_t)((int)(splitmix64_mix(state + (i - begin)) % 255) - 127);
+            else if (kind == RANDOM_SCALES)
+                ((uint16_t *)out)[i] = float_to_half(exp2f(4.0f * u - 2.0f) / 127.0f);
+            else
+                ((uint16_t *)out)[i] = float_to_half(scale * (2.0f * u - 1.0f));
+        }
+    }
+}
+
 static void fill_halves(uint16_t *h, size_t n, float scale, uint64_t seed, uint64_t stream) {
-    const long chunks = (long)((n + RANDOM_CHUNK - 1) / RANDOM_CHUNK);
-    PARALLEL_FOR
-    for (long c = 0; c < chunks; c++) {
-        const uint64_t state = chunk_state(seed, stream, (size_t)c);
-        const size_t begin = (size_t)c * RANDOM_CHUNK;
-        const size_t end = begin + RANDOM_CHUNK < n ? begin + RANDOM_CHUNK : n;
-        for (size_t i = begin; i < end; i++)
-            h[i] = float_to_half(scale * (2.0f * uniform_at(state, i - begin) - 1.0f));
-    }
-}
-
-/* INT8 pages: codes uniform in [-127, 127], and per-row scales 2^u / 127 for u in [-2, 2]. */
-static void fill_codes(int8_t *q, size_t n, uint64_t seed, uint64_t stream) {
-    const long chunks = (long)((n + RANDOM_CHUNK - 1) / RANDOM_CHUNK);
-    PARALLEL_FOR
-    for (long c = 0; c < chunks; c++) {
-        const uint64_t state = chunk_state(seed, stream, (size_t)c);
-        const size_t begin = (size_t)c * RANDOM_CHUNK;
-        const size_t end = begin + RANDOM_CHUNK < n ? begin + RANDOM_CHUNK : n;
-        for (size_t i = begin; i < end; i++)
-            q[i] = (int8_t)((int)(splitmix64_mix(state + (i - begin)) % 255) - 127);
-    }
-}
-
-static void fill_scales(uint16_t *s, size_t n, uint64_t seed, uint64_t stream) {
-    const long chunks = (long)((n + RANDOM_CHUNK - 1) / RANDOM_CHUNK);
-    PARALLEL_FOR
-    for (long c = 0; c < chunks; c++) {
-        const uint64_t state = chunk_state(seed, stream, (size_t)c);
-        const size_t begin = (size_t)c * RANDOM_CHUNK;
-        const size_t end = begin + RANDOM_CHUNK < n ? begin + RANDOM_CHUNK : n;
-        for (size_t i = begin; i < end; i++)
-            s[i] = float_to_half(exp2f(4.0f * uniform_at(state, i - begin) - 2.0f) / 127.0f);
-    }
+    fill_random(h, n, RANDOM_HALVES, scale, seed, stream);
 }
 
 /* A random permutation of [0, n). */
@@ -808,10 +803,10 @@ static void attention_pool_create(attention_pool *p, const ops_options *opt, int
     p->vs = xmalloc(rows * 2);
     fill_halves(p->k16, elems, 1.0f, seed, 10);
     fill_halves(p->v16, elems, 1.0f, seed, 11);
-    fill_codes(p->k8, elems, seed, 12);
-    fill_codes(p->v8, elems, seed, 13);
-    fill_scales(p->ks, rows, seed, 14);
-    fill_scales(p->vs, rows, seed, 15);
+    fill_random(p->k8, elems, RANDOM_CODES, 0.0f, seed, 12);
+    fill_random(p->v8, elems, RANDOM_CODES, 0.0f, seed, 13);
+    fill_random(p->ks, rows, RANDOM_SCALES, 0.0f, seed, 14);
+    fill_random(p->vs, rows, RANDOM_SCALES, 0.0f, seed, 15);
     p->tables = shuffled_ids(p->num_blocks, seed, 16); /* row s: the blocks of sequence s */
     p->q = xmalloc((size_t)max_seqs * 3 * C * 2);
     fill_halves(p->q, (size_t)max_seqs * 3 * C, 1.0f, seed, 17);
@@ -2044,12 +2039,7 @@ static void write_result(result_writer *w, const ops_run *run, int argc, char **
     const ops_options *opt = run->opt;
     char settings[512];
     describe_settings(opt, &run->timer, settings, sizeof settings);
-    result_begin_object(w);
-    result_member_string(w, "bench", "ops");
-    result_key(w, "emulated");
-    result_bool(w, bench_emulated);
-    if (bench_emulated) result_member_string(w, "note", EMULATED_NOTE ": CPU times of the SIMT emulator");
-    result_member_string(w, "description",
+    bench_begin_result(w, "ops", NULL,
                          "kernels side by side on one device: every variant checked against the "
                          "CPU reference on random inputs, then its launches captured in a CUDA "
                          "graph and timed with CUDA events around each replay, after warm-up "
@@ -2057,9 +2047,8 @@ static void write_result(result_writer *w, const ops_run *run, int argc, char **
                          "GB/s on the bytes the variant must move through device memory (each "
                          "input read once, each output and intermediate written once), as a % of "
                          "the copy bandwidth measured in the same run; TFLOP/s as a % of the "
-                         "measured cuBLASLt GEMM rate");
-    result_key(w, "run");
-    result_write_run_info(w, CMD, argc, argv);
+                         "measured cuBLASLt GEMM rate",
+                       argc, argv);
     result_key(w, "device");
     result_begin_object(w);
     result_member_string(w, "name", run->device.name);

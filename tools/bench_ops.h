@@ -17,6 +17,14 @@
 #define EMULATED_NOTE "emulated: not GPU timings"
 extern const bool bench_emulated; /* built with -DGPT2_CUDA_EMULATION */
 
+/*
+ * Opens a bench's result object: "bench", "emulated" (and on the emulator a "note": note, or
+ * EMULATED_NOTE ": CPU times of the SIMT emulator" when note is NULL), "description", and the
+ * run record ("run": the command line, device, clocks).
+ */
+void bench_begin_result(result_writer *w, const char *bench, const char *note /* or NULL */,
+                        const char *description, int argc, char **argv);
+
 /* A chart's opening members; its title begins with EMULATED_NOTE on the emulator. */
 void bench_chart_begin(result_writer *w, const char *file, const char *kind, const char *title,
                        const char *subtitle, const char *x_label /* or NULL */,

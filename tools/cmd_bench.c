@@ -319,6 +319,19 @@ bool bench_parse_int_list(cli_args *args, const char *flag, long min, long max, 
     return ok;
 }
 
+void bench_begin_result(result_writer *w, const char *bench, const char *note,
+                        const char *description, int argc, char **argv) {
+    result_begin_object(w);
+    result_member_string(w, "bench", bench);
+    result_key(w, "emulated");
+    result_bool(w, bench_emulated);
+    if (bench_emulated)
+        result_member_string(w, "note", note ? note : EMULATED_NOTE ": CPU times of the SIMT emulator");
+    result_member_string(w, "description", description);
+    result_key(w, "run");
+    result_write_run_info(w, CMD, argc, argv);
+}
+
 void bench_chart_begin(result_writer *w, const char *file, const char *kind, const char *title,
                        const char *subtitle, const char *x_label, const char *y_label) {
     char full[320];
@@ -584,19 +597,13 @@ static void write_result(result_writer *w, const e2e_options *opt, const bench_m
     snprintf(series, sizeof series, "gpt2-cuda (%s, %s, %s KV)",
              opt->no_graph ? "eager" : "CUDA graphs", opt->unfused ? "unfused" : "fused",
              opt->int8_kv ? "int8" : "fp16");
-    result_begin_object(w);
-    result_member_string(w, "bench", "e2e");
-    result_key(w, "emulated");
-    result_bool(w, bench_emulated);
-    if (bench_emulated) result_member_string(w, "note", EMULATED_NOTE ": CPU times of the SIMT emulator");
-    result_member_string(w, "description",
+    bench_begin_result(w, "e2e", NULL,
                          "decode speed against batch size: per batch size, the prompts prefilled "
                          "one by one, then greedy decode steps of all of them together, each "
                          "timed on the host's monotonic clock around cuda_model_decode, which "
                          "returns after the stream synchronizes and the ids are on the host; "
-                         "TTFT is one sequence's prefill plus its first draw on the device");
-    result_key(w, "run");
-    result_write_run_info(w, CMD, argc, argv);
+                         "TTFT is one sequence's prefill plus its first draw on the device",
+                       argc, argv);
     result_key(w, "model");
     result_begin_object(w);
     result_key(w, "config");

@@ -131,6 +131,17 @@ int kv_policy_layer_budget(const kv_policy *p, int layer, int n_layer, int budge
     }
 }
 
+int kv_policy_first_chunk(const kv_policy *p, int n_layer, int budget_tokens, int max_chunk,
+                          int n) {
+    int first = n < max_chunk ? n : max_chunk;
+    if (p->kind == KV_POLICY_MINICACHE) return first < 1 ? first : 1;
+    for (int l = 0; l < n_layer; l++) {
+        const int budget = kv_policy_layer_budget(p, l, n_layer, budget_tokens);
+        if (budget < first) first = budget;
+    }
+    return first;
+}
+
 int kv_policy_kv_source(const kv_policy *p, int layer) {
     if (p->kind != KV_POLICY_SHARE || layer < p->first_layer) return layer;
     return layer - (layer - p->first_layer) % 2;

@@ -15,6 +15,13 @@
  * Running out of blocks is an ordinary outcome: a reservation either gets every block it asks
  * for, in every layer, or none, so the caller can make the sequence wait, preempt another, or
  * refuse it. Nothing here touches device memory, so it is all tested on the CPU.
+ *
+ * Eviction (the KV policies of cache/kv_policy.h) works per layer on the positions a layer
+ * holds: it keeps the first `sinks` positions and the most recent ones, and evicts the range
+ * between them, one contiguous hole. Every block that falls wholly inside the hole goes back to
+ * the pool at once and leaves the table (the later entries move up), so memory really drops; the
+ * hole's rows left in partly used blocks (fewer than two blocks' worth) are skipped by the
+ * attention kernels (paged_kv_layer.hole_rows). Kept rows never move, so no copy is needed.
  */
 #ifndef GPT2_KV_POOL_H
 #define GPT2_KV_POOL_H
@@ -23,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/kv_policy.h"
 #include "cache/kv_quant.h"
 
 #define KV_DEFAULT_BLOCK_SIZE 16
@@ -63,6 +71,12 @@ typedef struct {
     int block_size;     /* tokens per block, as in the pool's shape */
     int capacity;       /* most blocks one layer may hold (the context limit) */
     int n_tokens;       /* token slots reserved: positions [0, n_tokens) */
+    int sinks;          /* the first positions eviction keeps (the last kv_sequence_evict's) */
+    int *evicted;       /* [n_layer] positions [sinks, sinks + evicted) are gone from the layer */
+    int *dropped;       /* [n_layer] of them, those whose blocks left the table (whole blocks):
+                           position pos >= sinks + evicted sits at table row pos - dropped */
+    bool *stores;       /* [n_layer] false: the layer keeps no KV of its own (it reads another
+                           layer's, cross-layer sharing) and is given no blocks */
 } kv_sequence;
 
 /*
@@ -101,7 +115,49 @@ const int32_t *kv_sequence_table(const kv_sequence *seq, int layer);
  */
 int kv_pool_sequences_that_fit(const kv_pool_shape *shape, size_t budget_bytes, int seq_tokens);
 
-/* The pool slot (block_id * block_size + offset) of position pos in a layer, 0 <= pos < n_tokens. */
+/*
+ * The same under a KV policy that evicts (window, sinks, pyramid, h2o compacted; share's
+ * borrowers hold nothing): n sequences decode together from a first prefilled chunk
+ * (kv_policy_first_chunk) to seq_tokens, one token each per round; each round reserves every
+ * sequence's next token, as a batched decode step does, then every layer evicts. The count is
+ * the largest n the allocator carries all the way, peaks included: a window that straddles a
+ * block boundary holds one block more, and every policy holds its new token's row before it
+ * evicts. budget_tokens scales pyramid's ratios. Returns the count, or -1 when out of host
+ * memory, seq_tokens < 1, or the policy is one the pool does not enforce (minicache).
+ */
+int kv_pool_sequences_that_fit_policy(const kv_pool_shape *shape, size_t budget_bytes,
+                                      int seq_tokens, const kv_policy *policy, int budget_tokens);
+
+/*
+ * The pool slot (block_id * block_size + offset) of position pos in a layer, 0 <= pos <
+ * n_tokens, pos not evicted; -1 in a layer that stores nothing.
+ */
 int64_t kv_sequence_slot(const kv_sequence *seq, int layer, int pos);
+
+/* Marks which layers keep KV of their own (all, at creation). Only on an empty sequence. */
+void kv_sequence_set_stores(kv_sequence *seq, const bool *stores /* [n_layer] */);
+
+/*
+ * Layer `layer` of a sequence whose positions [0, n_cached) were written keeps the first
+ * `sinks` and the most recent keep - sinks of them (keep >= sinks + 1; nothing happens while
+ * n_cached <= keep). Blocks wholly inside the evicted range go back to the pool.
+ */
+void kv_sequence_evict(kv_block_allocator *alloc, kv_sequence *seq, int layer, int n_cached,
+                       int sinks, int keep);
+
+/*
+ * H2O's eviction, after the device compacted the layer's rows (kernels.h, launch_kv_h2o_evict):
+ * of positions [0, n_cached) the layer keeps `keep` (any of them) in table rows 0 .. keep - 1;
+ * the blocks past those rows go back to the pool, and the next position takes row keep.
+ * Nothing happens while n_cached - evicted <= keep.
+ */
+void kv_sequence_compact(kv_block_allocator *alloc, kv_sequence *seq, int layer, int n_cached,
+                         int keep);
+
+/* Positions layer `layer` holds of the n_cached written: n_cached - evicted. */
+int kv_sequence_kept(const kv_sequence *seq, int layer, int n_cached);
+
+/* Evicted rows still in the table of layer `layer` (the kernels' hole_rows): evicted - dropped. */
+int kv_sequence_hole_rows(const kv_sequence *seq, int layer);
 
 #endif

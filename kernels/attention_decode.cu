@@ -15,7 +15,12 @@
  * to a workspace and attention_decode_reduce_kernel merges the partitions of each (sequence,
  * head) with the usual rescaling: out = sum_p e^(m_p - M) o_p / sum_p e^(m_p - M) l_p.
  *
- * A sequence of length 0 (an idle slot of a padded batch) gets a zero row.
+ * A sequence of length 0 (an idle slot of a padded batch) gets a zero row. Positions are a
+ * sequence's kept ones, read past its eviction hole (kernels/paged_kv.cuh).
+ *
+ * H2O (kv.h2o_scores set): the launch has a single partition of H2O_PARTITION_TOKENS, so each
+ * probability p[t] / l is final where it is computed, and the block adds it to its row's
+ * accumulated score right there: no second pass, and each (row, head) has one writer.
  *
  * Both page formats run the same kernel, templated on how a row is read: FP16 pages as 8 halves
  * per lane (16 bytes), INT8 pages as 8 codes per lane (8 bytes) and the row's fp16 scale,
@@ -27,6 +32,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/kernels.h"
 #include "kernels/launch.h"
+#include "kernels/paged_kv.cuh"
 #include "kernels/half8.cuh"
 #include "kernels/reduce.cuh"
 
@@ -35,6 +41,7 @@
 #define LANES_PER_ROW 8                          /* 8 lanes x 8 halves = one 64-wide row */
 #define ROWS_PER_STEP (THREADS / LANES_PER_ROW)  /* 16 tokens per step */
 #define PARTITION_TOKENS 256
+#define H2O_PARTITION_TOKENS 1024                /* H2O: the whole context in one partition */
 #define SCORE_SCALE 0.125f                       /* 1 / sqrt(HEAD_SIZE) */
 
 /* ---- kernels ---- */
@@ -44,13 +51,6 @@ static __device__ __forceinline__ float row_sum(float value) {
     for (int offset = LANES_PER_ROW / 2; offset > 0; offset /= 2)
         value += __shfl_xor_sync(FULL_WARP_MASK, value, offset, LANES_PER_ROW);
     return value;
-}
-
-/* The page row of position t of one head: block table[t / B], offset t % B. */
-static __device__ __forceinline__ int64_t page_row(const int32_t *table /* [max_blocks] */, int t,
-                                                   int head, int n_head, int block_size) {
-    const int64_t block = table[t / block_size]; /* 64-bit before any stride multiplication */
-    return (block * n_head + head) * block_size + t % block_size;
 }
 
 /* K or V of a layer in fp16 pages. */
@@ -76,8 +76,11 @@ static __device__ __forceinline__ void load_row_part(int8_rows src, int64_t row,
     dequantize_int8x8(codes, __half2float(src.scales[row]), out);
 }
 
-/* Rows: fp16_rows or int8_rows, K and V of the layer whose tables and geometry kv gives. */
-template <class Rows>
+/*
+ * Rows: fp16_rows or int8_rows, K and V of the layer whose tables and geometry kv gives;
+ * Partition: the tokens of one partition (PARTITION_TOKENS, or H2O_PARTITION_TOKENS).
+ */
+template <class Rows, int Partition>
 static __global__ void __launch_bounds__(THREADS)
 attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one partition only */,
                                   float *partial_out /* [n_seqs, n_head, n_partitions, 64] */,
@@ -89,18 +92,18 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
     const int head = blockIdx.x, seq = blockIdx.y, partition = blockIdx.z;
     const int n_partitions = gridDim.z;
     const int group = threadIdx.x / LANES_PER_ROW, part = threadIdx.x % LANES_PER_ROW;
-    const int n_tokens = min(seq_lens[seq], kv.max_blocks_per_seq * kv.block_size);
-    const int begin = partition * PARTITION_TOKENS;
-    const int end = min(begin + PARTITION_TOKENS, n_tokens);
+    const sequence_rows rows = sequence_view(kv, seq);
+    const int n_tokens = min(seq_lens[seq], kv.max_blocks_per_seq * kv.block_size - rows.hole);
+    const int begin = partition * Partition;
+    const int end = min(begin + Partition, n_tokens);
     __half *out_row = out + ((int64_t)seq * kv.n_head + head) * HEAD_SIZE;
     if (begin >= end) { /* past this sequence's end; a length-0 sequence gets a zero row */
         if (n_partitions == 1 && threadIdx.x < HEAD_SIZE) out_row[threadIdx.x] = __float2half_rn(0.0f);
         return;
     }
-    __shared__ float scores[PARTITION_TOKENS];
+    __shared__ float scores[Partition];
     __shared__ float max_scratch[32], sum_scratch[32];
     __shared__ float group_out[ROWS_PER_STEP][HEAD_SIZE];
-    const int32_t *table = kv.block_tables + (int64_t)seq * kv.max_blocks_per_seq;
 
     float qv[8];
     unpack_half8(load_half8(q + (int64_t)seq * q_stride + head * HEAD_SIZE + part * 8), qv);
@@ -110,7 +113,7 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
         float dot = 0.0f;
         if (t < end) {
             float k8[8];
-            load_row_part(k_rows, page_row(table, t, head, kv.n_head, kv.block_size), part, k8);
+            load_row_part(k_rows, page_row(rows, t, head, kv.n_head, kv.block_size), part, k8);
             for (int i = 0; i < 8; i++) dot += qv[i] * k8[i];
         }
         const float score = row_sum(dot) * SCORE_SCALE;
@@ -127,11 +130,14 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
         local_sum += p;
     }
     const float sum = block_reduce(local_sum, sum_scratch, sum_op()); /* barrier: p[] visible */
+    if (kv.h2o_scores) /* one partition: p / sum is the row's final probability */
+        for (int i = threadIdx.x; i < end - begin; i += THREADS)
+            kv.h2o_scores[page_row(rows, begin + i, head, kv.n_head, kv.block_size)] += scores[i] / sum;
 
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int t = begin + group; t < end; t += ROWS_PER_STEP) {
         float v8[8];
-        load_row_part(v_rows, page_row(table, t, head, kv.n_head, kv.block_size), part, v8);
+        load_row_part(v_rows, page_row(rows, t, head, kv.n_head, kv.block_size), part, v8);
         const float p = scores[t - begin];
         for (int i = 0; i < 8; i++) acc[i] += p * v8[i];
     }
@@ -180,12 +186,24 @@ attention_decode_reduce_kernel(__half *out /* [n_seqs, n_head * 64] */,
 
 static int decode_partitions(int max_seq_len) { return CEIL_DIV(max_seq_len, PARTITION_TOKENS); }
 
-/* The pages of kv's format are there and aligned for their loads (16 bytes fp16, 8 int8). */
-static bool kv_pages_ok(const paged_kv_layer &kv) {
-    if (kv.format == PAGED_KV_FP16)
-        return kv.k && kv.v && (uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0;
-    return kv.format == PAGED_KV_INT8 && kv.k_codes && kv.v_codes && kv.k_scales && kv.v_scales &&
-           (uintptr_t)kv.k_codes % 8 == 0 && (uintptr_t)kv.v_codes % 8 == 0;
+/* H2O: one partition per (head, sequence), accumulating each row's probability. */
+static void launch_h2o_decode(gpt2_f16 *out, const gpt2_f16 *q, int q_stride, const paged_kv_layer &kv,
+                              const int32_t *seq_lens, int n_seqs, int max_seq_len,
+                              cudaStream_t stream) {
+    LAUNCH_REQUIRE(max_seq_len <= H2O_PARTITION_TOKENS, "attention_decode (h2o)");
+    const dim3 grid((unsigned)kv.n_head, (unsigned)n_seqs, 1);
+    if (kv.format == PAGED_KV_INT8) {
+        const int8_rows k_rows = {kv.k_codes, kv.k_scales}, v_rows = {kv.v_codes, kv.v_scales};
+        LAUNCH_KERNEL((attention_decode_partition_kernel<int8_rows, H2O_PARTITION_TOKENS>), grid,
+                      THREADS, 0, stream, (__half *)out, (float *)NULL, (float *)NULL,
+                      (float *)NULL, (const __half *)q, q_stride, k_rows, v_rows, kv, seq_lens);
+    } else {
+        const fp16_rows k_rows = {kv.k}, v_rows = {kv.v};
+        LAUNCH_KERNEL((attention_decode_partition_kernel<fp16_rows, H2O_PARTITION_TOKENS>), grid,
+                      THREADS, 0, stream, (__half *)out, (float *)NULL, (float *)NULL,
+                      (float *)NULL, (const __half *)q, q_stride, k_rows, v_rows, kv, seq_lens);
+    }
+    LAUNCH_CHECK("attention_decode_h2o", stream);
 }
 
 extern "C" size_t attention_decode_workspace_bytes(int n_seqs, int n_head, int max_seq_len) {
@@ -206,6 +224,10 @@ extern "C" void launch_attention_decode(gpt2_f16 *out, float *workspace, size_t 
     LAUNCH_REQUIRE(kv_pages_ok(kv), op);
     LAUNCH_REQUIRE(q_stride >= kv.n_head * HEAD_SIZE && q_stride % 8 == 0, op);
     LAUNCH_REQUIRE((uintptr_t)q % 16 == 0, op);
+    if (kv.h2o_scores) {
+        launch_h2o_decode(out, q, q_stride, kv, seq_lens, n_seqs, max_seq_len, stream);
+        return;
+    }
     const int n_partitions = decode_partitions(max_seq_len);
     LAUNCH_REQUIRE(workspace_bytes >= attention_decode_workspace_bytes(n_seqs, kv.n_head, max_seq_len), op);
     LAUNCH_REQUIRE(n_partitions == 1 || workspace != NULL, op);
@@ -216,12 +238,12 @@ extern "C" void launch_attention_decode(gpt2_f16 *out, float *workspace, size_t 
     const dim3 grid((unsigned)kv.n_head, (unsigned)n_seqs, (unsigned)n_partitions);
     if (kv.format == PAGED_KV_INT8) {
         const int8_rows k_rows = {kv.k_codes, kv.k_scales}, v_rows = {kv.v_codes, kv.v_scales};
-        LAUNCH_KERNEL(attention_decode_partition_kernel<int8_rows>, grid, THREADS, 0, stream,
+        LAUNCH_KERNEL((attention_decode_partition_kernel<int8_rows, PARTITION_TOKENS>), grid, THREADS, 0, stream,
                       (__half *)out, partial_out, partial_max, partial_sum, (const __half *)q,
                       q_stride, k_rows, v_rows, kv, seq_lens);
     } else {
         const fp16_rows k_rows = {kv.k}, v_rows = {kv.v};
-        LAUNCH_KERNEL(attention_decode_partition_kernel<fp16_rows>, grid, THREADS, 0, stream,
+        LAUNCH_KERNEL((attention_decode_partition_kernel<fp16_rows, PARTITION_TOKENS>), grid, THREADS, 0, stream,
                       (__half *)out, partial_out, partial_max, partial_sum, (const __half *)q,
                       q_stride, k_rows, v_rows, kv, seq_lens);
     }

@@ -5,7 +5,8 @@
  *
  * Sequence s contributes rows [query_starts[s], query_starts[s + 1]) of q and out: n_new query
  * tokens at positions pos0 .. pos0 + n_new - 1, with pos0 = context_lens[s] - n_new. Query i
- * attends to positions [0, pos0 + i].
+ * attends to positions [0, pos0 + i]. Positions are a sequence's kept ones, read past its
+ * eviction hole (kernels/paged_kv.cuh).
  *
  * Work split: one block per (head, tile of QUERY_TILE queries, sequence), 4 warps of 8 queries.
  * The block walks the keys in tiles of KEY_TILE, staged in shared memory, with an online
@@ -29,6 +30,7 @@
 #include "kernels/half8.cuh"
 #include "kernels/kernels.h"
 #include "kernels/launch.h"
+#include "kernels/paged_kv.cuh"
 #include "kernels/reduce.cuh"
 
 #define HEAD_SIZE 64
@@ -42,13 +44,6 @@
 #define SCORE_SCALE 0.125f                    /* 1 / sqrt(HEAD_SIZE) */
 
 /* ---- kernels ---- */
-
-/* Position t's page row of one head: block table[t / B], offset t % B. */
-static __device__ __forceinline__ int64_t page_row(const int32_t *table /* [max_blocks] */, int t,
-                                                   int head, int n_head, int block_size) {
-    const int64_t block = table[t / block_size]; /* 64-bit before any stride multiplication */
-    return (block * n_head + head) * block_size + t % block_size;
-}
 
 /* K and V of a layer in fp16 pages, staged into shared memory as halves. */
 struct fp16_rows {
@@ -106,13 +101,13 @@ static __device__ __forceinline__ float2 load_pair(const float *p /* [2], 8-byte
 template <class T, class Rows>
 static __device__ void stage_key_tile(T (*k_tile)[K_ROW_STRIDE], T (*v_tile)[HEAD_SIZE],
                                       const Rows &src, const paged_kv_layer &kv,
-                                      const int32_t *table, int head, int first, int n_keys) {
+                                      const sequence_rows &rows, int head, int first, int n_keys) {
     for (int chunk = threadIdx.x; chunk < KEY_TILE * HEAD_SIZE / 8; chunk += THREADS) {
         const int row = chunk / (HEAD_SIZE / 8), col = chunk % (HEAD_SIZE / 8) * 8;
         const int t = first + row;
         if (t < n_keys)
             stage_chunk(&k_tile[row][col], &v_tile[row][col], src,
-                        page_row(table, t, head, kv.n_head, kv.block_size), col);
+                        page_row(rows, t, head, kv.n_head, kv.block_size), col);
         else
             zero_chunk(&k_tile[row][col], &v_tile[row][col]);
     }
@@ -134,9 +129,9 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
     if (first_query >= n_new) return; /* block-uniform */
     const int n_queries = min(QUERY_TILE, n_new - first_query);
     const int pos0 = context_lens[seq] - n_new;
+    const sequence_rows rows = sequence_view(kv, seq);
     const int n_keys = min(pos0 + first_query + n_queries, /* the last query's causal horizon, */
-                           kv.max_blocks_per_seq * kv.block_size); /* never past the table */
-    const int32_t *table = kv.block_tables + (int64_t)seq * kv.max_blocks_per_seq;
+                           kv.max_blocks_per_seq * kv.block_size - rows.hole); /* in the table */
 
     __shared__ float q_tile[QUERY_TILE][HEAD_SIZE];
     __shared__ __align__(16) T k_tile[KEY_TILE][K_ROW_STRIDE];
@@ -159,7 +154,7 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
 
     for (int key0 = 0; key0 < n_keys; key0 += KEY_TILE) {
         __syncthreads(); /* the previous tile is consumed (and q_tile written, the first time) */
-        stage_key_tile(k_tile, v_tile, src, kv, table, head, key0, n_keys);
+        stage_key_tile(k_tile, v_tile, src, kv, rows, head, key0, n_keys);
         __syncthreads();
 
         float score[QUERIES_PER_WARP];
@@ -206,14 +201,6 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
 
 /* ---- launchers ---- */
 
-/* The pages of kv's format are there and aligned for their loads (16 bytes fp16, 8 int8). */
-static bool kv_pages_ok(const paged_kv_layer &kv) {
-    if (kv.format == PAGED_KV_FP16)
-        return kv.k && kv.v && (uintptr_t)kv.k % 16 == 0 && (uintptr_t)kv.v % 16 == 0;
-    return kv.format == PAGED_KV_INT8 && kv.k_codes && kv.v_codes && kv.k_scales && kv.v_scales &&
-           (uintptr_t)kv.k_codes % 8 == 0 && (uintptr_t)kv.v_codes % 8 == 0;
-}
-
 extern "C" void launch_attention_prefill(gpt2_f16 *out, int out_stride, const gpt2_f16 *q,
                                          int q_stride, paged_kv_layer kv,
                                          const int32_t *query_starts, const int32_t *context_lens,
@@ -223,6 +210,7 @@ extern "C" void launch_attention_prefill(gpt2_f16 *out, int out_stride, const gp
     LAUNCH_REQUIRE(kv.block_size >= 1 && kv.max_blocks_per_seq >= 1, op);
     LAUNCH_REQUIRE(out && q && kv.block_tables && query_starts && context_lens, op);
     LAUNCH_REQUIRE(kv_pages_ok(kv), op);
+    LAUNCH_REQUIRE(!kv.h2o_scores, op); /* H2O scores accumulate in the decode kernel only */
     LAUNCH_REQUIRE(q_stride >= kv.n_head * HEAD_SIZE && out_stride >= kv.n_head * HEAD_SIZE, op);
     LAUNCH_REQUIRE(out_stride % 2 == 0 && (uintptr_t)out % 4 == 0, op);
     const dim3 grid((unsigned)kv.n_head, (unsigned)CEIL_DIV(max_new_tokens, QUERY_TILE), (unsigned)n_seqs);

@@ -41,6 +41,10 @@ typedef enum { PAGED_KV_FP16 = 0, PAGED_KV_INT8 = 1 } paged_kv_format;
  * widened to 64 bits before any stride multiplication). Per-layer tables may alias one table.
  * FP16 pages are 16-byte aligned, INT8 codes 8-byte aligned; the pointers of the other format
  * are not read (they may be NULL).
+ *
+ * Eviction (cache/kv_pool.h) leaves one hole per sequence: the kernels read a sequence's kept
+ * positions t = 0, 1, .. (the lengths they are given count kept positions) at table rows t for
+ * t < sink_rows and t + hole_rows[s] after. hole_rows NULL: no hole, kept position t is row t.
  */
 typedef struct {
     const gpt2_f16 *k;           /* FP16: [num_blocks, n_head, block_size, 64] K pages */
@@ -54,6 +58,10 @@ typedef struct {
     const int8_t *v_codes;       /* INT8: [num_blocks, n_head, block_size, 64] V codes */
     const gpt2_f16 *k_scales;    /* INT8: [num_blocks, n_head, block_size] scale of each K row */
     const gpt2_f16 *v_scales;    /* INT8: [num_blocks, n_head, block_size] scale of each V row */
+    const int32_t *hole_rows;    /* [n_seqs] evicted rows skipped after the sinks, or NULL */
+    int sink_rows;               /* kept positions before the hole */
+    float *h2o_scores;           /* [num_blocks, n_head, block_size] H2O: each row's accumulated
+                                    attention probability, per head; NULL: not kept */
 } paged_kv_layer;
 
 /* ---- device.cu: the device, as the host driver needs to know it ---- */
@@ -78,8 +86,8 @@ void launch_convert_to_f16(gpt2_f16 *out /* [n] */, const void *in /* [n] */, co
 
 /*
  * Sequence s owns rows [query_starts[s], query_starts[s+1]) of q and out: n_new query tokens at
- * positions context_lens[s] - n_new + i, whose K and V (with every earlier position's) are
- * already in the pages. Each query attends causally to positions [0, its own]. max_new_tokens
+ * kept positions context_lens[s] - n_new + i, whose K and V (with every earlier kept
+ * position's) are already in the pages. Each query attends causally to kept positions [0, its own]. max_new_tokens
  * bounds every n_new (it sizes the grid). fp32 online softmax and accumulation; fp16 out.
  * Pages of either format (kv.format); INT8 rows are dequantized in registers as they are loaded.
  */
@@ -210,11 +218,12 @@ void launch_kv_quantize(int8_t *k_codes /* [num_blocks, n_head, block_size, 64] 
                         int block_size, cudaStream_t stream);
 
 /*
- * The unfused path's dequantize: positions [0, seq_lens[s]) of each sequence s, read from the
- * INT8 layer kv through its block table, written as fp16 (code * scale rounded to nearest) into
- * the same offset of block out_tables[s, b] of the fp16 pages k_out, v_out. Then the fp16
+ * The unfused path's dequantize: kept positions [0, seq_lens[s]) of each sequence s, read from
+ * the INT8 layer kv through its block table, written as fp16 (code * scale rounded to nearest)
+ * into the same table row of out_tables[s] in the fp16 pages k_out, v_out (so the copy has kv's
+ * hole too). Then the fp16
  * attention runs on (paged_kv_layer){.k = k_out, .v = v_out, .block_tables = out_tables, ...}
- * with kv's geometry. out_tables may be kv.block_tables itself (pool-sized k_out, v_out) or a
+ * with kv's geometry and hole. out_tables may be kv.block_tables itself (pool-sized k_out, v_out) or a
  * compact numbering of a scratch buffer; an id outside [0, num_out_blocks) is skipped. Rows past
  * a sequence's length are left as they are. seq_lens[s] <= max_seq_len; n_seqs <= 65535.
  */
@@ -225,17 +234,56 @@ void launch_kv_dequantize(gpt2_f16 *k_out /* [num_out_blocks, n_head, block_size
                           const int32_t *seq_lens /* [n_seqs] */, int n_seqs, int max_seq_len,
                           cudaStream_t stream);
 
+/* ---- kv_h2o.cu: H2O's per-row state and its eviction, in the pool ---- */
+
+/* The pool's pages, writable, with H2O's state beside them (the pointers of the other format unused). */
+typedef struct {
+    gpt2_f16 *k, *v;               /* FP16: [num_blocks, n_head, block_size, 64] */
+    int8_t *k_codes, *v_codes;     /* INT8: [num_blocks, n_head, block_size, 64] */
+    gpt2_f16 *k_scales, *v_scales; /* INT8: [num_blocks, n_head, block_size] */
+    float *h2o_scores;             /* [num_blocks, n_head, block_size] accumulated probability */
+    int32_t *h2o_positions;        /* [num_blocks, block_size] the position of each row's token */
+} kv_h2o_pages;
+
+/*
+ * For each token i with slot_mapping[i] a slot of the pool (others skipped): its row starts
+ * with score 0 in every head and position token_positions[i]. Run after the KV write, before
+ * the attention that accumulates into the scores.
+ */
+void launch_kv_h2o_init(float *scores /* [num_blocks, n_head, block_size] */,
+                        int32_t *positions /* [num_blocks, block_size] */,
+                        const int64_t *slot_mapping /* [n_tokens] */,
+                        const int32_t *token_positions /* [n_tokens] */, int n_tokens, int n_head,
+                        int block_size, int num_blocks, cudaStream_t stream);
+
+/*
+ * Sequence s holds kept_lens[s] dense rows (table rows 0 .. n - 1, the last one its newest
+ * token). While n > targets[s] (targets[s] < 1: never), the row with the least score summed
+ * over heads among those whose position is at least `window` older than the newest (ties: the
+ * older position) is evicted: the last row moves into its place (K, V, scores, position) and n
+ * drops by one. Afterwards rows 0 .. targets[s] - 1 hold the kept tokens, and the blocks past
+ * them are free to go back to the pool.
+ */
+void launch_kv_h2o_evict(kv_h2o_pages pages, paged_kv_format format,
+                         const int32_t *block_tables /* [n_seqs, max_blocks_per_seq] */,
+                         int max_blocks_per_seq, int n_head, int block_size,
+                         const int32_t *kept_lens /* [n_seqs] */,
+                         const int32_t *targets /* [n_seqs] */, int window, int n_seqs,
+                         cudaStream_t stream);
+
 /* ---- attention_decode.cu: one new token per sequence against its paged K and V ---- */
 
 /* Bytes of workspace launch_attention_decode needs (0 when max_seq_len fits one partition). */
 size_t attention_decode_workspace_bytes(int n_seqs, int n_head, int max_seq_len);
 
 /*
- * out[s, h*64 : h*64+64] = softmax(q_s,h . K_s,h^T / 8) V_s,h over positions [0, seq_lens[s]) of
- * sequence s, K and V read from the pages (the new token's K/V already written there).
+ * out[s, h*64 : h*64+64] = softmax(q_s,h . K_s,h^T / 8) V_s,h over kept positions [0, seq_lens[s])
+ * of sequence s, K and V read from the pages (the new token's K/V already written there).
  * seq_lens[s] <= max_seq_len for every s (the grid is sized by max_seq_len); a length of 0 gives
  * a zero row. fp32 scores, softmax and accumulation; fp16 out. Pages of either format
- * (kv.format); INT8 rows are dequantized in registers as they are loaded.
+ * (kv.format); INT8 rows are dequantized in registers as they are loaded. With kv.h2o_scores,
+ * each row's probability (per head) is also added to its score there, in one partition covering
+ * the context (max_seq_len <= 1024; no workspace used).
  */
 void launch_attention_decode(gpt2_f16 *out /* [n_seqs, n_head * 64] */,
                              float *workspace /* [attention_decode_workspace_bytes / 4] */,

@@ -27,6 +27,7 @@
 #include "kernels/half8.cuh"
 #include "kernels/kernels.h"
 #include "kernels/launch.h"
+#include "kernels/paged_kv.cuh"
 
 #define HEAD_SIZE 64
 #define LANES_PER_ROW 8 /* x 8 values = one 64-wide row */
@@ -144,12 +145,14 @@ kv_dequantize_kernel(__half *k_out /* [num_out_blocks, n_head, block_size, 64] *
     const int within = (int)(chunk % chunks_per_block);
     const int head = within / (B * LANES_PER_ROW), offset = within / LANES_PER_ROW % B;
     const int part = within % LANES_PER_ROW;
-    const int n_tokens = min(seq_lens[seq], kv.max_blocks_per_seq * B);
-    if (logical * B + offset >= n_tokens) return;
-    const int64_t table_row = (int64_t)seq * kv.max_blocks_per_seq + logical;
-    const int64_t out_block = out_tables[table_row]; /* 64-bit before any stride multiplication */
+    const sequence_rows rows = sequence_view(kv, seq);
+    const int row = logical * B + offset; /* a table row */
+    const int n_rows = min(seq_lens[seq] + rows.hole, kv.max_blocks_per_seq * B);
+    if (row >= n_rows || (row >= rows.sinks && row < rows.sinks + rows.hole)) return;
+    const int64_t table_index = (int64_t)seq * kv.max_blocks_per_seq + logical;
+    const int64_t out_block = out_tables[table_index]; /* 64-bit before any stride multiplication */
     if (out_block < 0 || out_block >= num_out_blocks) return;
-    const int64_t src = ((int64_t)kv.block_tables[table_row] * kv.n_head + head) * B + offset;
+    const int64_t src = ((int64_t)rows.table[logical] * kv.n_head + head) * B + offset;
     const int64_t dst = ((out_block * kv.n_head + head) * B + offset) * HEAD_SIZE + part * 8;
     dequantize_part(k_out + dst, kv.k_codes, kv.k_scales, src, part);
     dequantize_part(v_out + dst, kv.v_codes, kv.v_scales, src, part);
@@ -217,8 +220,9 @@ extern "C" void launch_kv_dequantize(gpt2_f16 *k_out, gpt2_f16 *v_out, const int
     LAUNCH_REQUIRE(int8_pages_ok(kv.k_codes, kv.k_scales, kv.v_codes, kv.v_scales), op);
     LAUNCH_REQUIRE(kv.block_tables && out_tables && seq_lens, op);
     LAUNCH_REQUIRE(k_out && v_out && half8_aligned(k_out) && half8_aligned(v_out), op);
+    const int max_rows = kv.hole_rows ? kv.max_blocks_per_seq * kv.block_size : max_seq_len;
     const int64_t n_chunks =
-        (int64_t)CEIL_DIV(max_seq_len, kv.block_size) * kv.n_head * kv.block_size * LANES_PER_ROW;
+        (int64_t)CEIL_DIV(max_rows, kv.block_size) * kv.n_head * kv.block_size * LANES_PER_ROW;
     const dim3 grid((unsigned)CEIL_DIV(n_chunks, (int64_t)THREADS), (unsigned)n_seqs);
     LAUNCH_KERNEL(kv_dequantize_kernel, grid, THREADS, 0, stream, (__half *)k_out, (__half *)v_out,
                   out_tables, num_out_blocks, kv, seq_lens);

@@ -50,20 +50,44 @@ typedef struct {
     float *scores;        /* [n_positions] */
     const float **k_rows; /* [n_positions] -> the cache row of each position, for attention */
     const float **v_rows; /* [n_positions] */
+    float *pair_rows;     /* [4, C] minicache: a token's K, V in a pair's lower layer, then upper */
 } cpu_activations;
+
+/* H2O's ranking of a layer's older tokens: a kept token's score and its index in the kept list. */
+typedef struct {
+    float score;
+    int index;
+} cpu_ranked_row;
 
 /*
  * Which cached positions each layer attends to: all of them under the full policy, or what
  * the KV policy keeps (cache/kv_policy.h). The cache itself stays contiguous (it is the
  * oracle's); a policy only changes the lists, after every forward call: a call's new tokens
- * attend to the kept positions and to each other, then the policy evicts.
+ * attend to the kept positions and to each other, then the policy evicts (or, under minicache,
+ * merges). Under share a borrowing layer reads its owner's list and keeps none of its own.
  */
 typedef struct {
     kv_policy policy;
-    int budget_tokens; /* the budget pyramid's ratios scale */
-    int *kept;         /* [n_layer, n_positions] kept positions of each layer, in order */
-    int *n_kept;       /* [n_layer] */
+    int budget_tokens;    /* the budget pyramid's ratios scale */
+    int *kept;            /* [n_layer, n_positions] kept positions of each layer, in order */
+    int *n_kept;          /* [n_layer] */
+    float *score;         /* [n_layer, n_positions] h2o: the score of kept[l][i] (kv_policy.h) */
+    cpu_ranked_row *rank; /* [n_positions] h2o: scratch */
+    int *n_merged;        /* [n_layer] minicache: at a pair's lower layer, its tokens held merged */
 } cpu_kv_selection;
+
+/*
+ * What the cache holds under the policy, counted as the paged pool would hold it: each layer's
+ * kept rows (K and V of one token) times the bytes of a row in the format, in pages of
+ * KV_DEFAULT_BLOCK_SIZE tokens per layer. A share borrower holds nothing; a minicache pair holds
+ * its merged tokens once, in one set of pages, plus their norms (kv_policy.h), and its
+ * retained tokens in each layer's pages.
+ */
+typedef struct {
+    long long rows;  /* token rows over all layers, a merged pair's token counted once */
+    long long pages;
+    long long bytes;
+} cpu_kv_usage;
 
 typedef struct {
     gpt2_config config;
@@ -86,23 +110,35 @@ void cpu_model_destroy(cpu_model *model);
 void cpu_model_set_kv_format(cpu_model *model, kv_format format);
 
 /*
- * Sets the KV policy (the cache is emptied). The CPU reference runs full, window:W,
- * sinks:S,window:W and pyramid (each layer group keeping its share of budget_tokens, the most
- * recent); for the others it returns -1 with one line in err. Positions stay absolute: a new
- * token takes the next position whatever was evicted, so the context still ends at n_positions.
+ * Sets the KV policy (the cache is emptied): every policy of cache/kv_policy.h, with the
+ * semantics written there; pyramid's layer groups keep their share of budget_tokens, the most
+ * recent. Returns -1 with one line in err for a policy the model's layers refuse or a budget
+ * outside [1, n_positions]. Positions stay absolute: a new token takes the next position
+ * whatever was evicted, so the context still ends at n_positions.
  */
 int cpu_model_set_kv_policy(cpu_model *model, const kv_policy *policy, int budget_tokens,
                             char *err, size_t err_len);
 
 /*
  * Logits [n, V] of every position of a fresh sequence, teacher-forced the way generation runs
- * under the model's KV policy: as many tokens as the smallest layer budget in one call (all n
- * under full), so that no layer ever attends past its budget, then one token per call, the
- * policy evicting after each, so that eviction happens exactly as in generation. Fits
- * perplexity_forward_fn (model is a cpu_model *).
+ * under the model's KV policy: kv_policy_first_chunk's tokens in one call (the smallest layer
+ * budget, so that no layer ever attends past it; all n under full and share; 1 under
+ * minicache), then one token per call, the policy evicting after each, so that eviction happens
+ * exactly as in generation. Fits perplexity_forward_fn (model is a cpu_model *).
  */
 int cpu_model_forward_decoded(void *model, const int32_t *tokens, int n, float *logits,
                               char *err, size_t err_len);
+
+/*
+ * The same with the first call's tokens given (first in [1, n]; 0: kv_policy_first_chunk's),
+ * and, when held is not NULL, held[t] = what the cache holds after the call that ran token t.
+ */
+int cpu_model_decode(cpu_model *model, const int32_t *tokens, int n, int first,
+                     float *logits /* [n, V] */, cpu_kv_usage *held /* [n] or NULL */, char *err,
+                     size_t err_len);
+
+/* What the cache holds now (cpu_kv_usage). */
+cpu_kv_usage cpu_model_kv_usage(const cpu_model *model);
 
 /* Forgets every cached position: the next forward starts a new sequence at position 0. */
 void cpu_model_reset(cpu_model *model);

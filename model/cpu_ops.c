@@ -26,6 +26,11 @@ void cpu_layernorm(float *out, const float *x, const float *weight, const float 
  */
 void cpu_matmul_bias(float *out, const float *x, const float *w, const float *bias, int T,
                         int in, int outs) {
+    cpu_matmul_bias_columns(out, x, w, outs, bias, T, in, outs);
+}
+
+void cpu_matmul_bias_columns(float *out, const float *x, const float *w, int w_stride,
+                             const float *bias, int T, int in, int outs) {
     enum { COLUMN_BLOCK = 256 };
     const int n_blocks = (outs + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -36,7 +41,7 @@ void cpu_matmul_bias(float *out, const float *x, const float *w, const float *bi
             for (int o = o0; o < o1; o++) dst[o] = bias[o];
             for (int i = 0; i < in; i++) {
                 const float xi = x[(size_t)t * in + i];
-                const float *w_row = w + (size_t)i * outs;
+                const float *w_row = w + (size_t)i * w_stride;
                 for (int o = o0; o < o1; o++) dst[o] += xi * w_row[o];
             }
         }
@@ -58,6 +63,12 @@ void cpu_add_inplace(float *x, const float *y, size_t n) {
 void cpu_causal_attention(float *out, const float *q, int q_stride,
                           const float *const *k_rows, const float *const *v_rows, int pos0, int T,
                           int n_head, float *scores) {
+    cpu_causal_attention_scored(out, q, q_stride, k_rows, v_rows, pos0, T, n_head, scores, NULL);
+}
+
+void cpu_causal_attention_scored(float *out, const float *q, int q_stride,
+                                 const float *const *k_rows, const float *const *v_rows, int pos0,
+                                 int T, int n_head, float *scores, float *prob_sums) {
     const int D = GPT2_HEAD_SIZE, C = n_head * D;
     const float scale = 1.0f / sqrtf((float)D);
     for (int t = 0; t < T; t++) {
@@ -83,8 +94,40 @@ void cpu_causal_attention(float *out, const float *q, int q_stride,
                 const float *v = v_rows[p] + h * D;
                 const float weight = scores[p] / sum;
                 for (int d = 0; d < D; d++) o[d] += weight * v[d];
+                if (prob_sums) prob_sums[p] += weight;
             }
         }
+    }
+}
+
+/* |x|, accumulated in double. */
+static double norm_of(const float *x, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)x[i] * x[i];
+    return sqrt(sum);
+}
+
+double cpu_cosine(const float *a, const float *b, int n) {
+    const double na = norm_of(a, n), nb = norm_of(b, n);
+    if (na == 0.0 || nb == 0.0) return 1.0;
+    double dot = 0.0;
+    for (int i = 0; i < n; i++) dot += (double)a[i] * b[i];
+    return dot / (na * nb);
+}
+
+void cpu_slerp_merge(float *a, float *b, int n) {
+    const double na = norm_of(a, n), nb = norm_of(b, n);
+    double mid_norm = 0.0; /* |a/|a| + b/|b||, zero rows left out */
+    for (int i = 0; i < n; i++) {
+        const double m = (na > 0.0 ? a[i] / na : 0.0) + (nb > 0.0 ? b[i] / nb : 0.0);
+        mid_norm += m * m;
+    }
+    mid_norm = sqrt(mid_norm);
+    if (mid_norm == 0.0) return;
+    for (int i = 0; i < n; i++) {
+        const double m = ((na > 0.0 ? a[i] / na : 0.0) + (nb > 0.0 ? b[i] / nb : 0.0)) / mid_norm;
+        a[i] = (float)(na * m);
+        b[i] = (float)(nb * m);
     }
 }
 

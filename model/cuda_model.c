@@ -14,6 +14,28 @@ static size_t align_up(size_t n) { return (n + ALIGN_BYTES - 1) / ALIGN_BYTES * 
 
 static size_t dtype_bytes(gpt2_dtype dtype) { return dtype == GPT2_F32 ? 4 : 2; }
 
+/* ---- phase timing (cuda_model.phases): an event at each phase's start, eager steps only ---- */
+
+static void phase_mark(cuda_model *m, const char *name /* NULL: the end of the step */) {
+    cuda_phase_timer *t = m->phases;
+    if (!t) return;
+    enum cudaStreamCaptureStatus capture;
+    CUDA_CHECK(cudaStreamIsCapturing(m->stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) return;
+    if (t->n == t->capacity) {
+        t->dropped++;
+        return;
+    }
+    CUDA_CHECK(cudaEventRecord(t->events[t->n], m->stream));
+    t->names[t->n++] = name;
+}
+
+/* An NVTX range that is also a timed phase. */
+static void phase_push(cuda_model *m, const char *name) {
+    nvtxRangePushA(name);
+    phase_mark(m, name);
+}
+
 static convert_source convert_from(gpt2_dtype dtype) {
     return dtype == GPT2_F32 ? CONVERT_FROM_F32 : dtype == GPT2_F16 ? CONVERT_FROM_F16 : CONVERT_FROM_BF16;
 }
@@ -165,7 +187,9 @@ static size_t carve_step_inputs(cuda_step_inputs *s, char *base, int n_tokens, i
     CARVE(slots, (size_t)n_layer * n_tokens);
     CARVE(block_tables, (size_t)n_layer * n_seqs * max_blocks);
     CARVE(query_starts, n_seqs + 1);
-    CARVE(context_lens, n_seqs);
+    CARVE(context_lens, (size_t)n_layer * n_seqs);
+    CARVE(hole_rows, (size_t)n_layer * n_seqs);
+    CARVE(h2o_targets, n_seqs);
     CARVE(uniforms, n_seqs);
     s->bytes = offset;
     CARVE(next_ids, n_seqs);
@@ -286,6 +310,7 @@ static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_
 
 static void destroy_pool(cuda_kv_pool *kv, int max_seqs) {
     CUDA_CHECK(cudaFree(kv->storage));
+    CUDA_CHECK(cudaFree(kv->h2o_storage));
     for (int s = 0; kv->sequences && s < max_seqs; s++) kv_sequence_destroy(&kv->sequences[s]);
     free(kv->sequences);
     free(kv->cached);
@@ -300,7 +325,8 @@ static int create_model(cuda_model *model, const gpt2_checkpoint *ckpt,
                         const cuda_model_options *options, char *err, size_t err_len) {
     const gpt2_config *c = &ckpt->config;
     *model = (cuda_model){.config = *c, .eager_decode = options->eager_decode,
-                          .unfused = options->unfused};
+                          .unfused = options->unfused, .policy = {.kind = KV_POLICY_FULL},
+                          .budget_tokens = c->n_positions};
     if (c->n_embd % 8 != 0)
         return snprintf(err, err_len, "cuda backend: n_embd %d is not a multiple of 8", c->n_embd), -1;
     if (gpt2_cuda_set_device(options->device) != 0)
@@ -367,6 +393,65 @@ void cuda_model_reset(cuda_model *model) {
     for (int s = 0; s < model->max_seqs; s++) cuda_model_release(model, s);
 }
 
+/* H2O's scores and positions beside the pool's pages, allocated once. */
+static int alloc_h2o_state(cuda_model *m, char *err, size_t err_len) {
+    cuda_kv_pool *kv = &m->kv;
+    if (kv->h2o_storage) return 0;
+    const size_t rows = (size_t)kv->shape.num_blocks * kv->shape.block_size;
+    const size_t score_bytes = align_up(rows * m->config.n_head * sizeof(float));
+    if (device_alloc(&kv->h2o_storage, score_bytes + rows * sizeof(int32_t), "H2O scores", err,
+                     err_len) != 0)
+        return -1;
+    kv->h2o_scores = kv->h2o_storage;
+    kv->h2o_positions = (int32_t *)((char *)kv->h2o_storage + score_bytes);
+    return 0;
+}
+
+int cuda_model_set_kv_policy(cuda_model *model, const kv_policy *policy, int budget_tokens,
+                             char *err, size_t err_len) {
+    const gpt2_config *c = &model->config;
+    char name[64];
+    kv_policy_format(policy, name, sizeof name);
+    if (policy->kind == KV_POLICY_MINICACHE)
+        return snprintf(err, err_len, "cuda backend: KV policy %s is not in the pool yet (every "
+                        "other is); --backend cpu runs it", name), -1;
+    if (policy->kind == KV_POLICY_H2O && model->unfused && model->kv.shape.format == KV_FORMAT_INT8)
+        return snprintf(err, err_len, "cuda backend: KV policy %s does not run on the unfused INT8 "
+                        "baseline (its attention reads a dequantized copy)", name), -1;
+    if (policy->kind == KV_POLICY_H2O && c->n_positions > 1024)
+        return snprintf(err, err_len, "cuda backend: KV policy %s takes contexts of up to 1024 "
+                        "tokens (its attention runs in one partition)", name), -1;
+    if (policy->kind == KV_POLICY_H2O && alloc_h2o_state(model, err, err_len) != 0) return -1;
+    if (kv_policy_check(policy, c->n_layer, err, err_len) != 0) return -1;
+    if (budget_tokens < 1 || budget_tokens > c->n_positions)
+        return snprintf(err, err_len, "cuda backend: a KV budget of %d tokens, expected 1..%d",
+                        budget_tokens, c->n_positions), -1;
+    cuda_model_reset(model);
+    model->policy = *policy;
+    model->budget_tokens = budget_tokens;
+    bool *stores = malloc((size_t)c->n_layer * sizeof *stores);
+    if (!stores) return snprintf(err, err_len, "cuda backend: out of host memory"), -1;
+    for (int l = 0; l < c->n_layer; l++) stores[l] = kv_policy_kv_source(policy, l) == l;
+    for (int seq = 0; seq < model->max_seqs; seq++) kv_sequence_set_stores(sequence(model, seq), stores);
+    free(stores);
+    return 0;
+}
+
+int cuda_model_held_blocks(const cuda_model *model, int seq) {
+    const kv_sequence *s = sequence(model, seq);
+    int held = 0;
+    for (int l = 0; l < s->n_layer; l++) held += s->n_blocks[l];
+    return held;
+}
+
+long long cuda_model_held_rows(const cuda_model *model, int seq) {
+    const kv_sequence *s = sequence(model, seq);
+    long long rows = 0;
+    for (int l = 0; l < s->n_layer; l++)
+        if (s->stores[l]) rows += kv_sequence_kept(s, l, model->kv.cached[seq]);
+    return rows;
+}
+
 int cuda_model_cached(const cuda_model *model, int seq) {
     sequence(model, seq);
     return model->kv.cached[seq];
@@ -404,6 +489,11 @@ typedef struct {
     bool decode; /* one token per sequence: the decode kernels */
 } step_shape;
 
+/* The staged kept lengths (cached + new) of this layer's sequences: [n_seqs]. */
+static const int32_t *layer_context_lens(const cuda_model *m, int layer, int n_seqs) {
+    return m->device.context_lens + (size_t)layer * n_seqs;
+}
+
 /* This layer's block tables over the pool's pages (of either format), as the kernels read them. */
 static paged_kv_layer layer_view(const cuda_model *m, int layer, int n_seqs) {
     const cuda_kv_pool *kv = &m->kv;
@@ -415,7 +505,32 @@ static paged_kv_layer layer_view(const cuda_model *m, int layer, int n_seqs) {
                             .n_head = m->config.n_head,
                             .format = kv->shape.format == KV_FORMAT_INT8 ? PAGED_KV_INT8 : PAGED_KV_FP16,
                             .k_codes = kv->k_codes, .v_codes = kv->v_codes,
-                            .k_scales = kv->k_scales, .v_scales = kv->v_scales};
+                            .k_scales = kv->k_scales, .v_scales = kv->v_scales,
+                            .hole_rows = m->device.hole_rows + (size_t)layer * n_seqs,
+                            .sink_rows = m->policy.kind == KV_POLICY_SINKS ? m->policy.sinks : 0,
+                            .h2o_scores = m->policy.kind == KV_POLICY_H2O ? kv->h2o_scores : NULL};
+}
+
+/* H2O: the new rows' state, before attention accumulates into it. */
+static void h2o_init_rows(cuda_model *m, int layer, const step_shape *step) {
+    const cuda_kv_pool *kv = &m->kv;
+    launch_kv_h2o_init(kv->h2o_scores, kv->h2o_positions, m->device.slots + (size_t)layer * step->n_rows,
+                       m->device.positions, step->n_rows, m->config.n_head, kv->shape.block_size,
+                       kv->shape.num_blocks, m->stream);
+}
+
+/* H2O: each sequence's rows of this layer compacted to its staged target, after attention. */
+static void h2o_evict(cuda_model *m, int layer, const step_shape *step) {
+    cuda_kv_pool *kv = &m->kv;
+    const kv_h2o_pages pages = {.k = kv->k_pages, .v = kv->v_pages, .k_codes = kv->k_codes,
+                                .v_codes = kv->v_codes, .k_scales = kv->k_scales,
+                                .v_scales = kv->v_scales, .h2o_scores = kv->h2o_scores,
+                                .h2o_positions = kv->h2o_positions};
+    const paged_kv_layer view = layer_view(m, layer, step->n_seqs);
+    launch_kv_h2o_evict(pages, view.format, view.block_tables, m->max_blocks_per_seq,
+                        m->config.n_head, kv->shape.block_size,
+                        layer_context_lens(m, layer, step->n_seqs), m->device.h2o_targets,
+                        m->policy.window, step->n_seqs, m->stream);
 }
 
 /*
@@ -452,12 +567,14 @@ static paged_kv_layer attention_view(cuda_model *m, int layer, const step_shape 
     if (pool.format == PAGED_KV_FP16 || !m->unfused) return pool;
     nvtxRangePushA("kv_dequantize");
     launch_kv_dequantize(kv->dequant_k, kv->dequant_v, kv->dequant_tables, kv->dequant_blocks, pool,
-                         m->device.context_lens, step->n_seqs, m->config.n_positions, m->stream);
+                         layer_context_lens(m, layer, step->n_seqs), step->n_seqs,
+                         m->config.n_positions, m->stream);
     nvtxRangePop();
     return (paged_kv_layer){.k = kv->dequant_k, .v = kv->dequant_v,
                             .block_tables = kv->dequant_tables,
                             .max_blocks_per_seq = pool.max_blocks_per_seq,
-                            .block_size = pool.block_size, .n_head = pool.n_head};
+                            .block_size = pool.block_size, .n_head = pool.n_head,
+                            .hole_rows = pool.hole_rows, .sink_rows = pool.sink_rows};
 }
 
 /*
@@ -499,33 +616,42 @@ static void block_forward(cuda_model *m, int layer, const step_shape *step) {
     const int C = c->n_embd, n = step->n_rows;
     cudaStream_t s = m->stream;
 
-    nvtxRangePushA("qkv");
-    linear(m, step, a->qkv, 3 * C, a->normed, C, w->attn_w, w->attn_b, C, 3 * C, LINEAR_PLAIN);
+    const int source = kv_policy_kv_source(&m->policy, layer); /* whose K and V it reads */
+    /* A borrower projects its query only (Q-aligned: with the owner's weights) and stores no KV. */
+    const cuda_layer_weights *q_from = source != layer && m->policy.qalign ? &m->weights.layers[source] : w;
+    phase_push(m, "qkv");
+    linear(m, step, a->qkv, 3 * C, a->normed, C, q_from->attn_w, q_from->attn_b, C,
+           source == layer ? 3 * C : C, LINEAR_PLAIN);
     nvtxRangePop();
-    nvtxRangePushA("kv_write");
-    write_kv(m, layer, step);
-    nvtxRangePop();
-    nvtxRangePushA("attention");
-    const paged_kv_layer kv = attention_view(m, layer, step);
+    const bool h2o = m->policy.kind == KV_POLICY_H2O;
+    if (source == layer) {
+        phase_push(m, "kv_write");
+        write_kv(m, layer, step);
+        if (h2o) h2o_init_rows(m, layer, step);
+        nvtxRangePop();
+    }
+    phase_push(m, "attention");
+    const paged_kv_layer kv = attention_view(m, source, step);
+    const int32_t *context_lens = layer_context_lens(m, source, step->n_seqs);
     if (step->decode) /* the grid covers the whole context, so that one graph serves every step */
         launch_attention_decode(a->attn_out, a->attention_workspace, a->attention_workspace_bytes,
-                                a->qkv, 3 * C, kv, m->device.context_lens, step->n_seqs,
-                                c->n_positions, s);
+                                a->qkv, 3 * C, kv, context_lens, step->n_seqs, c->n_positions, s);
     else
         launch_attention_prefill(a->attn_out, C, a->qkv, 3 * C, kv, m->device.query_starts,
-                                 m->device.context_lens, step->n_seqs, n, s);
+                                 context_lens, step->n_seqs, n, s);
+    if (h2o) h2o_evict(m, layer, step);
     nvtxRangePop();
-    nvtxRangePushA("attn_proj");
+    phase_push(m, "attn_proj");
     linear(m, step, a->residual, C, a->attn_out, C, w->attn_proj_w, w->attn_proj_b, C, C,
            LINEAR_RESIDUAL);
     nvtxRangePop();
-    nvtxRangePushA("ln_2");
+    phase_push(m, "ln_2");
     launch_layernorm(a->normed, a->residual, w->ln_2_w, w->ln_2_b, n, C, c->layer_norm_eps, s);
     nvtxRangePop();
-    nvtxRangePushA("mlp_fc");
+    phase_push(m, "mlp_fc");
     linear(m, step, a->hidden, 4 * C, a->normed, C, w->fc_w, w->fc_b, C, 4 * C, LINEAR_GELU);
     nvtxRangePop();
-    nvtxRangePushA("mlp_proj");
+    phase_push(m, "mlp_proj");
     linear(m, step, a->residual, C, a->hidden, 4 * C, w->mlp_proj_w, w->mlp_proj_b, 4 * C, C,
            LINEAR_RESIDUAL);
     nvtxRangePop();
@@ -564,13 +690,38 @@ static void stage_token(cuda_model *m, int row, int n_rows, int seq, int32_t tok
         h->slots[(size_t)l * n_rows + row] = kv_sequence_slot(s, l, pos);
 }
 
-/* Sequence seq's block tables in staged sequence row `row` of n_seqs. */
-static void stage_tables(cuda_model *m, int row, int n_seqs, int seq) {
+/*
+ * Sequence seq's block tables in staged sequence row `row` of n_seqs, with each layer's kept
+ * length once its n_new tokens are in (the attention kernels' context) and its eviction hole.
+ */
+static void stage_tables(cuda_model *m, int row, int n_seqs, int seq, int n_new) {
     const kv_sequence *s = sequence(m, seq);
-    const int width = m->max_blocks_per_seq;
-    for (int l = 0; l < m->config.n_layer; l++)
-        memcpy(m->host.block_tables + ((size_t)l * n_seqs + row) * width, kv_sequence_table(s, l),
+    const int width = m->max_blocks_per_seq, cached = m->kv.cached[seq];
+    for (int l = 0; l < m->config.n_layer; l++) {
+        const size_t at = (size_t)l * n_seqs + row;
+        memcpy(m->host.block_tables + at * width, kv_sequence_table(s, l),
                (size_t)s->n_blocks[l] * sizeof(int32_t));
+        m->host.context_lens[at] = kv_sequence_kept(s, l, cached) + n_new;
+        m->host.hole_rows[at] = kv_sequence_hole_rows(s, l);
+    }
+}
+
+/*
+ * After a call wrote sequence seq's new tokens: every layer drops what its policy does not keep
+ * (cache/kv_policy.h), and the blocks that empties go back to the pool.
+ */
+static void evict(cuda_model *m, int seq) {
+    const kv_policy *p = &m->policy;
+    if (p->kind == KV_POLICY_FULL || p->kind == KV_POLICY_SHARE) return;
+    kv_sequence *s = sequence(m, seq);
+    const int sinks = p->kind == KV_POLICY_SINKS ? p->sinks : 0, L = m->config.n_layer;
+    for (int l = 0; l < L; l++) {
+        const int keep = kv_policy_layer_budget(p, l, L, m->budget_tokens);
+        if (p->kind == KV_POLICY_H2O) /* the device has compacted the rows (h2o_evict) */
+            kv_sequence_compact(&m->kv.allocator, s, l, m->kv.cached[seq], keep);
+        else
+            kv_sequence_evict(&m->kv.allocator, s, l, m->kv.cached[seq], sinks, keep);
+    }
 }
 
 /* A padded row of a decode bucket: no KV read (context 0) and none written (slot -1). */
@@ -578,10 +729,14 @@ static void stage_padding(cuda_model *m, int row, int n_rows) {
     cuda_step_inputs *h = &m->host;
     h->ids[row] = 0;
     h->positions[row] = 0;
-    for (int l = 0; l < m->config.n_layer; l++) h->slots[(size_t)l * n_rows + row] = -1;
+    for (int l = 0; l < m->config.n_layer; l++) {
+        h->slots[(size_t)l * n_rows + row] = -1;
+        h->context_lens[(size_t)l * n_rows + row] = 0;
+        h->hole_rows[(size_t)l * n_rows + row] = 0;
+    }
     h->query_starts[row + 1] = row + 1;
-    h->context_lens[row] = 0;
     h->uniforms[row] = 0.0f;
+    h->h2o_targets[row] = 0;
 }
 
 /* ln_f and the LM head over `rows` rows from row `first`: logits [rows, V] on the device. */
@@ -589,7 +744,7 @@ static void head_forward(cuda_model *m, const step_shape *step, int first, int r
     const gpt2_config *c = &m->config;
     cuda_activations *a = &m->act;
     const int C = c->n_embd, V = c->vocab_size;
-    nvtxRangePushA("lm_head");
+    phase_push(m, "lm_head");
     launch_layernorm(a->normed, a->residual + (size_t)first * C, m->weights.ln_f_w,
                      m->weights.ln_f_b, rows, C, c->layer_norm_eps, m->stream);
     if (step->decode)
@@ -610,7 +765,7 @@ static void sample_forward(cuda_model *m, int first, int rows, const sampler *sm
     const int V = m->config.vocab_size, sample_v = smp->vocab_size;
     const sampler_params *p = &smp->params;
     cuda_step_inputs *d = &m->device;
-    nvtxRangePushA("sample");
+    phase_push(m, "sample");
     const int per_launch = sample_v == V ? rows : 1;
     for (int r = 0; r < rows; r += per_launch) {
         float *logits = m->act.logits + (size_t)(first + r) * V;
@@ -622,6 +777,7 @@ static void sample_forward(cuda_model *m, int first, int rows, const sampler *sm
     const size_t result_bytes = (size_t)((char *)(m->host.nonfinite + rows) - (char *)m->host.next_ids);
     CUDA_CHECK(cudaMemcpyAsync(m->host.next_ids, d->next_ids, result_bytes, cudaMemcpyDeviceToHost,
                                m->stream));
+    phase_mark(m, NULL);
 }
 
 /* The layers, in order, over the step's rows (embedded into the residual stream first). */
@@ -629,7 +785,7 @@ static void layers_forward(cuda_model *m, const step_shape *step) {
     const gpt2_config *c = &m->config;
     cuda_activations *a = &m->act;
     const int n = step->n_rows;
-    nvtxRangePushA("embedding");
+    phase_push(m, "embedding");
     launch_embedding(a->residual, m->device.ids, m->device.positions, m->weights.wte,
                      m->weights.wpe, n, c->n_embd, c->vocab_size, c->n_positions, m->stream);
     nvtxRangePop();
@@ -637,7 +793,7 @@ static void layers_forward(cuda_model *m, const step_shape *step) {
         char layer_name[24];
         snprintf(layer_name, sizeof layer_name, "layer %d", l);
         nvtxRangePushA(layer_name);
-        nvtxRangePushA("ln_1");
+        phase_push(m, "ln_1");
         launch_layernorm(a->normed, a->residual, m->weights.layers[l].ln_1_w,
                          m->weights.layers[l].ln_1_b, n, c->n_embd, c->layer_norm_eps, m->stream);
         nvtxRangePop();
@@ -679,22 +835,28 @@ static void enqueue_sequence_step(cuda_model *m, const step_shape *step, bool al
 
 static void replay_decode_graph(cuda_model *m, const step_shape *step, const sampler *smp);
 
-int cuda_model_forward(cuda_model *model, int seq, const int32_t *tokens, int n,
-                       bool all_positions, float *logits, const sampler *smp, float uniform,
-                       int32_t *next_id, char *err, size_t err_len) {
-    if (check_forward_args(model, tokens, n, err, err_len) != 0 ||
-        reserve_or_fail(model, seq, n, err, err_len) != 0)
-        return -1;
+/* The rows each layer of a sequence keeps after this step under H2O; 0: none evicted. */
+static int h2o_target(const cuda_model *m, bool evicts) {
+    return m->policy.kind == KV_POLICY_H2O && evicts ? m->policy.heavy + m->policy.window : 0;
+}
+
+/*
+ * cuda_model_forward's call, its room already reserved; `evicts`: the policy evicts after it
+ * (false only inside an H2O prompt, which runs token by token).
+ */
+static int forward_call(cuda_model *model, int seq, const int32_t *tokens, int n,
+                        bool all_positions, float *logits, const sampler *smp, float uniform,
+                        int32_t *next_id, bool evicts, char *err, size_t err_len) {
     const int pos0 = model->kv.cached[seq];
     const step_shape step = {.n_rows = n, .n_seqs = 1, .decode = n == 1};
     nvtxRangePushA(n == 1 ? "decode" : "prefill");
     use_step_layout(model, n, 1);
     for (int t = 0; t < n; t++) stage_token(model, t, n, seq, tokens[t], pos0 + t);
-    stage_tables(model, 0, 1, seq);
+    stage_tables(model, 0, 1, seq, n);
     model->host.query_starts[0] = 0;
     model->host.query_starts[1] = n;
-    model->host.context_lens[0] = pos0 + n;
     model->host.uniforms[0] = uniform;
+    model->host.h2o_targets[0] = h2o_target(model, evicts);
     if (step.decode && next_id && !logits && !model->eager_decode)
         replay_decode_graph(model, &step, smp);
     else
@@ -702,6 +864,7 @@ int cuda_model_forward(cuda_model *model, int seq, const int32_t *tokens, int n,
     CUDA_CHECK(cudaStreamSynchronize(model->stream));
     nvtxRangePop();
     model->kv.cached[seq] = pos0 + n;
+    if (evicts) evict(model, seq);
     if (!next_id) return 0;
     if (model->host.nonfinite[0])
         return snprintf(err, err_len, "cuda backend: the logits at the sampled position are not "
@@ -710,10 +873,50 @@ int cuda_model_forward(cuda_model *model, int seq, const int32_t *tokens, int n,
     return 0;
 }
 
+int cuda_model_forward(cuda_model *model, int seq, const int32_t *tokens, int n,
+                       bool all_positions, float *logits, const sampler *smp, float uniform,
+                       int32_t *next_id, char *err, size_t err_len) {
+    if (check_forward_args(model, tokens, n, err, err_len) != 0 ||
+        reserve_or_fail(model, seq, n, err, err_len) != 0)
+        return -1;
+    if (model->policy.kind != KV_POLICY_H2O || n == 1)
+        return forward_call(model, seq, tokens, n, all_positions, logits, smp, uniform, next_id,
+                            true, err, err_len);
+    /* H2O scores accumulate in the decode attention: the prompt goes through it token by token,
+       every query scoring the rows before it, and eviction waits for the last token. */
+    const int V = model->config.vocab_size;
+    for (int t = 0; t < n; t++) {
+        const bool last = t == n - 1;
+        float *row = logits && (all_positions || last) ? logits + (all_positions ? (size_t)t * V : 0) : NULL;
+        if (forward_call(model, seq, tokens + t, 1, false, row, smp, uniform, last ? next_id : NULL,
+                         last, err, err_len) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int cuda_model_forward_sequence(void *model, const int32_t *tokens, int n, float *logits,
                                 char *err, size_t err_len) {
     cuda_model_release(model, 0);
     return cuda_model_forward(model, 0, tokens, n, true, logits, NULL, 0.0f, NULL, err, err_len);
+}
+
+int cuda_model_forward_decoded(void *model_ptr, const int32_t *tokens, int n, float *logits,
+                               char *err, size_t err_len) {
+    cuda_model *m = model_ptr;
+    if (m->policy.kind == KV_POLICY_FULL)
+        return cuda_model_forward_sequence(m, tokens, n, logits, err, err_len);
+    const int V = m->config.vocab_size;
+    const int first = kv_policy_first_chunk(&m->policy, m->config.n_layer, m->budget_tokens,
+                                            m->max_tokens, n);
+    cuda_model_release(m, 0);
+    if (cuda_model_forward(m, 0, tokens, first, true, logits, NULL, 0.0f, NULL, err, err_len) != 0)
+        return -1;
+    for (int t = first; t < n; t++)
+        if (cuda_model_forward(m, 0, tokens + t, 1, false, logits + (size_t)t * V, NULL, 0.0f, NULL,
+                               err, err_len) != 0)
+            return -1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -798,10 +1001,10 @@ int cuda_model_decode(cuda_model *model, int n_seqs, const int *seqs, const int3
     for (int i = 0; i < n_seqs; i++) {
         const int pos = model->kv.cached[seqs[i]];
         stage_token(model, i, rows, seqs[i], tokens[i], pos);
-        stage_tables(model, i, rows, seqs[i]);
+        stage_tables(model, i, rows, seqs[i], 1);
         model->host.query_starts[i + 1] = i + 1;
-        model->host.context_lens[i] = pos + 1;
         model->host.uniforms[i] = uniforms[i];
+        model->host.h2o_targets[i] = h2o_target(model, true);
     }
     for (int i = n_seqs; i < rows; i++) stage_padding(model, i, rows);
     if (model->eager_decode) enqueue_decode_step(model, &step, smp);
@@ -810,6 +1013,7 @@ int cuda_model_decode(cuda_model *model, int n_seqs, const int *seqs, const int3
     nvtxRangePop();
     for (int i = 0; i < n_seqs; i++) {
         model->kv.cached[seqs[i]]++;
+        evict(model, seqs[i]);
         next_ids[i] = model->host.next_ids[i];
         nonfinite[i] = model->host.nonfinite[i] != 0;
     }

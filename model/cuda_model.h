@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/kv_policy.h"
 #include "cache/kv_pool.h"
 #include "kernels/kernels.h"
 #include "model/checkpoint.h"
@@ -100,7 +101,10 @@ typedef struct {
     int64_t *slots;              /* [n_layer, n_tokens] pool slot of each new token, per layer */
     int32_t *block_tables;       /* [n_layer, n_seqs, max_blocks_per_seq] */
     int32_t *query_starts;       /* [n_seqs + 1] first row of each sequence's new tokens */
-    int32_t *context_lens;       /* [n_seqs] cached + new tokens */
+    int32_t *context_lens;       /* [n_layer, n_seqs] kept + new tokens of each layer */
+    int32_t *hole_rows;          /* [n_layer, n_seqs] evicted rows left in each layer's table */
+    int32_t *h2o_targets;        /* [n_seqs] H2O: rows each layer keeps after the step (0: none
+                                    evicted, inside a prompt) */
     float *uniforms;             /* [n_seqs] the sampler's draws */
     int32_t *next_ids;           /* [n_seqs] device to host, with nonfinite right after */
     int32_t *nonfinite;          /* [n_seqs] 1 when that row of logits held a NaN or an infinity */
@@ -131,6 +135,10 @@ typedef struct {
     gpt2_f16 *dequant_k, *dequant_v; /* [dequant_blocks, n_head, block_size, 64] one layer, fp16 */
     int dequant_blocks;            /* max_seqs * max_blocks_per_seq */
     int32_t *dequant_tables;       /* [max_seqs, max_blocks_per_seq] s * max_blocks_per_seq + b */
+    /* H2O only (allocated when the policy is first set) */
+    void *h2o_storage;
+    float *h2o_scores;             /* [num_blocks, n_head, block_size] accumulated probability */
+    int32_t *h2o_positions;        /* [num_blocks, block_size] each row's token position */
 } cuda_kv_pool;
 
 typedef struct {
@@ -145,6 +153,23 @@ typedef struct {
     bool int8_kv;                /* the pool stores INT8 K and V (else fp16) */
     int device;                  /* the GPU to run on, made current for the calling thread */
 } cuda_model_options;
+
+/*
+ * Optional phase timing, for gpt2 bench e2e's per-phase breakdown: while cuda_model.phases is
+ * not NULL, every step that runs launch by launch (a prefill, or a decode step under
+ * eager_decode; never one captured into or replayed from a graph) records an event on the
+ * model's stream at the start of each of these NVTX ranges: "embedding", then per layer "ln_1",
+ * "qkv", "kv_write", "attention", "attn_proj", "ln_2", "mlp_fc", "mlp_proj", then "lm_head" and
+ * "sample", and a last one, named NULL, after the sampled ids' copy to the host. events[i] to
+ * events[i + 1] is the time of phase names[i]. The caller creates the events, sets n to 0 before
+ * a step and reads the events once the call has returned (the stream has synchronized). Marks
+ * past capacity are not recorded, only counted in dropped.
+ */
+typedef struct {
+    cudaEvent_t *events;         /* [capacity] */
+    const char **names;          /* [capacity] the phase that starts at events[i]; NULL: the end */
+    int capacity, n, dropped;
+} cuda_phase_timer;
 
 #define KV_DEFAULT_FREE_FRACTION 0.5
 #define CUDA_DEFAULT_MAX_SEQS 256
@@ -166,12 +191,43 @@ typedef struct {
     cudaGraphExec_t decode_graphs[CUDA_GRAPH_BUCKETS]; /* per batch bucket, captured on first use */
     sampler_params graph_sampling; /* the sampling settings baked into the graphs */
     int graph_vocab;               /* and the vocabulary they sample from */
+    cuda_phase_timer *phases;      /* NULL, or events at the phases of eager steps (above) */
+    kv_policy policy;              /* what each layer keeps (cuda_model_set_kv_policy) */
+    int budget_tokens;             /* the policy's budget (pyramid); n_positions by default */
 } cuda_model;
 
 /* Uploads the weights and sizes everything. Returns 0, or -1 with one line in err. */
 int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
                       const cuda_model_options *options, char *err, size_t err_len);
 void cuda_model_destroy(cuda_model *model);
+
+/*
+ * The KV policy (cache/kv_policy.h) every sequence runs under from now on; forgets every
+ * sequence first. The pool enforces full, window, sinks, pyramid and share: after each call a
+ * sequence's layers evict what their budget does not keep (budget_tokens scales pyramid's), and
+ * the blocks that empties go back to the pool at once; under share a borrowing layer holds no
+ * blocks and reads its owner's. Under h2o the decode attention accumulates each row's
+ * probability, a prompt runs through it token by token (evicting after its last), and after
+ * every step the eviction kernel compacts each layer's rows so that the blocks past them go back
+ * (kernels/kv_h2o.cu); the first use allocates the scores (4 bytes per row and head) and
+ * positions. minicache, and h2o with the unfused INT8 baseline, are refused. Returns 0, or -1
+ * with one line.
+ */
+int cuda_model_set_kv_policy(cuda_model *model, const kv_policy *policy, int budget_tokens,
+                             char *err, size_t err_len);
+
+/*
+ * Logits [n, V] of every position of a fresh sequence 0 under the model's policy, as
+ * cpu_model_forward_decoded computes them: under full one prefill; under any other policy the
+ * first kv_policy_first_chunk tokens are prefilled, then the rest run one decode step each, so
+ * that eviction happens as it does in generation (fits perplexity_forward_fn).
+ */
+int cuda_model_forward_decoded(void *model, const int32_t *tokens, int n, float *logits,
+                               char *err, size_t err_len);
+
+/* Blocks the pool has handed out to sequence seq, and the token rows they keep, all layers together. */
+int cuda_model_held_blocks(const cuda_model *model, int seq);
+long long cuda_model_held_rows(const cuda_model *model, int seq);
 
 /* Forgets every sequence: their blocks go back to the pool. */
 void cuda_model_reset(cuda_model *model);

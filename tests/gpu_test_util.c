@@ -98,7 +98,19 @@ void paged_kv_fixture_create(paged_kv_fixture *f, int n_head, int block_size, in
         .max_blocks_per_seq = max_blocks, .block_size = B, .n_head = n_head};
 }
 
+int32_t *paged_kv_fixture_set_holes(paged_kv_fixture *f, const int *seq_lens, int sinks,
+                                    const int *holes) {
+    int32_t *kept = calloc((size_t)f->n_seqs, sizeof *kept);
+    for (int s = 0; s < f->n_seqs; s++) kept[s] = seq_lens[s] - (holes ? holes[s] : 0);
+    int32_t *dev_kept = device_copy(kept, (size_t)f->n_seqs * sizeof *kept);
+    free(kept);
+    f->device.hole_rows = holes ? device_copy(holes, (size_t)f->n_seqs * sizeof(int32_t)) : NULL;
+    f->device.sink_rows = sinks;
+    return dev_kept;
+}
+
 void paged_kv_fixture_destroy(paged_kv_fixture *f) {
+    CUDA_CHECK(cudaFree((void *)f->device.hole_rows));
     CUDA_CHECK(cudaFree((void *)f->device.k));
     CUDA_CHECK(cudaFree((void *)f->device.v));
     CUDA_CHECK(cudaFree((void *)f->device.block_tables));

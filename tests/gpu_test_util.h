@@ -39,6 +39,14 @@ void paged_kv_fixture_create(paged_kv_fixture *f, int n_head, int block_size, in
                              const int *seq_lens /* [n_seqs] */, int n_seqs, uint64_t *rng);
 void paged_kv_fixture_destroy(paged_kv_fixture *f);
 
+/*
+ * Gives the fixture eviction holes: table rows [sinks, sinks + holes[s]) of sequence s are
+ * evicted (f->device.hole_rows, sink_rows; holes NULL: none). Returns the lengths the kernels
+ * take, seq_lens[s] - holes[s] kept positions, on the device (the caller frees them).
+ */
+int32_t *paged_kv_fixture_set_holes(paged_kv_fixture *f, const int *seq_lens /* [n_seqs] */,
+                                    int sinks, const int *holes /* [n_seqs] or NULL */);
+
 /* Rows [0, n_tokens) of sequence seq as fp32, all heads side by side: what cpu_ops reads. */
 void paged_kv_fixture_rows(const paged_kv_fixture *f, int seq, int n_tokens,
                            float *k /* [n_tokens, n_head * 64] */,

@@ -2,7 +2,9 @@
  * launch_attention_decode against cpu_causal_attention (model/cpu_ops), on fresh random inputs
  * over a paged pool with shuffled, non-contiguous pages (tests/gpu_test_util.h). The output is
  * poisoned before the launch and has a guard row after it. Lengths cover 1 token, page
- * boundaries +-1, one partition, several partitions, and 0 (an idle slot: a zero row).
+ * boundaries +-1, one partition, several partitions, and 0 (an idle slot: a zero row); and
+ * eviction holes (kv.hole_rows, kv.sink_rows): the kernel reads the kept rows only, the first
+ * sink_rows and those past each sequence's hole, whose pages hold rows it must skip.
  *
  * Tolerance: the kernel reads the same fp16 K, V and q as the reference and accumulates in
  * fp32, so the difference is the fp16 rounding of the output (2^-11 relative) plus fp32
@@ -23,11 +25,14 @@
 
 #define HEAD 64
 
-/* The reference output of sequence s: cpu_causal_attention with one query at position len - 1. */
+/*
+ * The reference output of sequence s, whose table holds len rows of which [sinks, sinks + hole)
+ * are evicted: cpu_causal_attention of one query over the kept rows.
+ */
 static void reference_row(float *out /* [C] */, const float *q /* [C] */,
-                          const paged_kv_fixture *kv, int seq, int len) {
+                          const paged_kv_fixture *kv, int seq, int len, int sinks, int hole) {
     const int C = kv->n_head * HEAD;
-    if (len == 0) {
+    if (len - hole == 0) {
         memset(out, 0, (size_t)C * sizeof *out);
         return;
     }
@@ -35,19 +40,23 @@ static void reference_row(float *out /* [C] */, const float *q /* [C] */,
     const float **k_rows = malloc((size_t)len * sizeof *k_rows), **v_rows = malloc((size_t)len * sizeof *v_rows);
     float *scores = malloc((size_t)len * sizeof *scores);
     paged_kv_fixture_rows(kv, seq, len, k, v);
-    for (int t = 0; t < len; t++) k_rows[t] = k + (size_t)t * C, v_rows[t] = v + (size_t)t * C;
-    cpu_causal_attention(out, q, C, k_rows, v_rows, len - 1, 1, kv->n_head, scores);
+    int kept = 0;
+    for (int t = 0; t < len; t++)
+        if (t < sinks || t >= sinks + hole)
+            k_rows[kept] = k + (size_t)t * C, v_rows[kept++] = v + (size_t)t * C;
+    cpu_causal_attention(out, q, C, k_rows, v_rows, kept - 1, 1, kv->n_head, scores);
     free(k), free(v), free(k_rows), free(v_rows), free(scores);
 }
 
+/* holes NULL: no eviction; else sequence s's table rows [sinks, sinks + holes[s]) are evicted. */
 static void run_case(int n_head, int block_size, int max_seq_len, const int *seq_lens, int n_seqs,
-                     uint64_t *rng) {
+                     int sinks, const int *holes, uint64_t *rng) {
     const int C = n_head * HEAD, q_stride = 3 * C; /* q inside a fused qkv row */
     paged_kv_fixture kv;
     paged_kv_fixture_create(&kv, n_head, block_size, max_seq_len, seq_lens, n_seqs, rng);
     uint16_t *q = random_halves((size_t)n_seqs * q_stride, 1.0f, rng);
     gpt2_f16 *dev_q = device_copy(q, (size_t)n_seqs * q_stride * 2);
-    int32_t *dev_lens = device_copy(seq_lens, (size_t)n_seqs * sizeof(int32_t));
+    int32_t *dev_lens = paged_kv_fixture_set_holes(&kv, seq_lens, sinks, holes);
     const size_t workspace_bytes = attention_decode_workspace_bytes(n_seqs, n_head, max_seq_len);
     float *workspace = NULL;
     if (workspace_bytes) CUDA_CHECK(cudaMalloc((void **)&workspace, workspace_bytes));
@@ -64,7 +73,7 @@ static void run_case(int n_head, int block_size, int max_seq_len, const int *seq
     float *ref = malloc((size_t)C * sizeof *ref);
     for (int s = 0; s < n_seqs; s++) {
         float *q_row = halves_to_floats(q + (size_t)s * q_stride, (size_t)C);
-        reference_row(ref, q_row, &kv, s, seq_lens[s]);
+        reference_row(ref, q_row, &kv, s, seq_lens[s], sinks, holes ? holes[s] : 0);
         int bad = 0;
         double worst = 0.0;
         for (int i = 0; i < C; i++) {
@@ -96,12 +105,18 @@ int main(void) {
     uint64_t rng = gpu_test_seed("test_attention_decode_gpu");
     /* One partition (max_seq_len <= 256): the partition kernel writes the output itself. */
     const int short_lens[] = {1, 15, 16, 17, 0, 255, 33};
-    run_case(2, 16, 256, short_lens, 7, &rng);
+    run_case(2, 16, 256, short_lens, 7, 0, NULL, &rng);
     /* Several partitions and the reduce kernel, at GPT-2 124M's 12 heads. */
     const int long_lens[] = {700, 1, 256, 257, 1024, 0, 513};
-    run_case(12, 16, 1024, long_lens, 7, &rng);
+    run_case(12, 16, 1024, long_lens, 7, 0, NULL, &rng);
     /* Pages of 32 tokens, lengths around their boundaries. */
     const int page32_lens[] = {31, 32, 33, 600};
-    run_case(3, 32, 640, page32_lens, 4, &rng);
+    run_case(3, 32, 640, page32_lens, 4, 0, NULL, &rng);
+    /* Eviction holes: a window (no sinks) and sinks, across pages and partitions; a sequence
+       whose kept rows are all sinks, and one evicted down to nothing but its hole's neighbours. */
+    const int window_lens[] = {40, 300, 17, 900}, window_holes[] = {9, 15, 1, 600};
+    run_case(2, 16, 1024, window_lens, 4, 0, window_holes, &rng);
+    const int sink_lens[] = {60, 700, 20, 35}, sink_holes[] = {27, 400, 16, 0};
+    run_case(4, 16, 1024, sink_lens, 4, 4, sink_holes, &rng);
     return check_finish("test_attention_decode_gpu");
 }

@@ -3,7 +3,9 @@
  * sequence has a random cached prefix (pos0, possibly 0) and a chunk of new queries (odd
  * lengths, several query tiles, crossing page boundaries), all over shuffled pages
  * (tests/gpu_test_util.h). The output rows are poisoned, with padding columns that must stay
- * poisoned. Tolerance as in test_attention_decode_gpu: |gpu - cpu| <= 1e-3 |cpu| + 1e-4.
+ * poisoned. Tolerance as in test_attention_decode_gpu: |gpu - cpu| <= 1e-3 |cpu| + 1e-4. With
+ * eviction holes (kv.hole_rows, kv.sink_rows), a chunk attends to the kept cached rows only:
+ * the first sinks and those past its sequence's hole.
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,23 +22,31 @@
 #define HEAD 64
 #define OUT_PAD 8 /* halves after each output row */
 
-/* The reference rows [n_new, C] of sequence s: cpu_causal_attention from position pos0. */
+/*
+ * The reference rows [n_new, C] of sequence s: cpu_causal_attention over the kept rows of its
+ * table (rows [sinks, sinks + hole) evicted; pos0 rows before the new ones, hole included).
+ */
 static float *reference_rows(const float *q /* [n_new, q_stride] */, int q_stride,
-                             const paged_kv_fixture *kv, int seq, int pos0, int n_new) {
+                             const paged_kv_fixture *kv, int seq, int pos0, int n_new, int sinks,
+                             int hole) {
     const int C = kv->n_head * HEAD, len = pos0 + n_new;
     float *out = malloc((size_t)n_new * C * sizeof *out);
     float *k = malloc((size_t)len * C * sizeof *k), *v = malloc((size_t)len * C * sizeof *v);
     const float **k_rows = malloc((size_t)len * sizeof *k_rows), **v_rows = malloc((size_t)len * sizeof *v_rows);
     float *scores = malloc((size_t)len * sizeof *scores);
     paged_kv_fixture_rows(kv, seq, len, k, v);
-    for (int t = 0; t < len; t++) k_rows[t] = k + (size_t)t * C, v_rows[t] = v + (size_t)t * C;
-    cpu_causal_attention(out, q, q_stride, k_rows, v_rows, pos0, n_new, kv->n_head, scores);
+    int kept = 0;
+    for (int t = 0; t < len; t++)
+        if (t < sinks || t >= sinks + hole)
+            k_rows[kept] = k + (size_t)t * C, v_rows[kept++] = v + (size_t)t * C;
+    cpu_causal_attention(out, q, q_stride, k_rows, v_rows, kept - n_new, n_new, kv->n_head, scores);
     free(k), free(v), free(k_rows), free(v_rows), free(scores);
     return out;
 }
 
+/* holes NULL: no eviction; else rows [sinks, sinks + holes[s]) of cached[s] are evicted. */
 static void run_case(int n_head, int block_size, const int *cached, const int *new_tokens,
-                     int n_seqs, uint64_t *rng) {
+                     int n_seqs, int sinks, const int *holes, uint64_t *rng) {
     const int C = n_head * HEAD, q_stride = 3 * C, out_stride = C + OUT_PAD;
     int *lens = malloc((size_t)n_seqs * sizeof *lens), *starts = malloc((size_t)(n_seqs + 1) * sizeof *starts);
     int max_len = 1, max_new = 1;
@@ -53,7 +63,7 @@ static void run_case(int n_head, int block_size, const int *cached, const int *n
     uint16_t *q = random_halves((size_t)n_rows * q_stride, 1.0f, rng);
     gpt2_f16 *dev_q = device_copy(q, (size_t)n_rows * q_stride * 2);
     int32_t *dev_starts = device_copy(starts, (size_t)(n_seqs + 1) * sizeof(int32_t));
-    int32_t *dev_lens = device_copy(lens, (size_t)n_seqs * sizeof(int32_t));
+    int32_t *dev_lens = paged_kv_fixture_set_holes(&kv, lens, sinks, holes);
     gpt2_f16 *dev_out;
     CUDA_CHECK(cudaMalloc((void **)&dev_out, (size_t)n_rows * out_stride * 2));
     CUDA_CHECK(cudaMemset(dev_out, 0xFF, (size_t)n_rows * out_stride * 2));
@@ -66,7 +76,7 @@ static void run_case(int n_head, int block_size, const int *cached, const int *n
     float *qf = halves_to_floats(q, (size_t)n_rows * q_stride);
     for (int s = 0; s < n_seqs; s++) {
         float *ref = reference_rows(qf + (size_t)starts[s] * q_stride, q_stride, &kv, s, cached[s],
-                                    new_tokens[s]);
+                                    new_tokens[s], sinks, holes ? holes[s] : 0);
         int bad = 0, pad_bad = 0;
         for (int i = 0; i < new_tokens[s]; i++) {
             const uint16_t *row = out + (size_t)(starts[s] + i) * out_stride;
@@ -97,11 +107,16 @@ int main(void) {
     uint64_t rng = gpu_test_seed("test_attention_prefill_gpu");
     /* Fresh prompts of odd lengths, one longer than two query tiles. */
     const int fresh_cached[] = {0, 0, 0, 0}, fresh_new[] = {1, 17, 33, 70};
-    run_case(2, 16, fresh_cached, fresh_new, 4, &rng);
+    run_case(2, 16, fresh_cached, fresh_new, 4, 0, NULL, &rng);
     /* Chunks on top of cached prefixes, at 12 heads: a single token, a page boundary, a long one. */
     const int chunk_cached[] = {5, 16, 31, 100, 0, 47}, chunk_new[] = {1, 16, 40, 29, 64, 3};
-    run_case(12, 16, chunk_cached, chunk_new, 6, &rng);
+    run_case(12, 16, chunk_cached, chunk_new, 6, 0, NULL, &rng);
     const int page32_cached[] = {32, 1}, page32_new[] = {33, 95};
-    run_case(3, 32, page32_cached, page32_new, 2, &rng);
+    run_case(3, 32, page32_cached, page32_new, 2, 0, NULL, &rng);
+    /* Chunks over evicted prefixes: a window (no sinks), then 4 sinks. */
+    const int hole_cached[] = {40, 100, 17}, hole_new[] = {5, 33, 1}, window_holes[] = {20, 70, 16};
+    run_case(2, 16, hole_cached, hole_new, 3, 0, window_holes, &rng);
+    const int sink_holes[] = {30, 15, 13};
+    run_case(2, 16, hole_cached, hole_new, 3, 4, sink_holes, &rng);
     return check_finish("test_attention_prefill_gpu");
 }

@@ -7,6 +7,8 @@
 #    variant checked and timed (positive medians, every sample, GB/s and % of copy consistent with
 #    the bytes and the ceiling, TFLOP/s for the GEMMs), the speedups, and "emulated" matching the
 #    build in the chart titles; every chart is a PNG;
+#  - sampling (argmax and the top-k/top-p draw) at the LM head's V, checked against the host
+#    sampler;
 #  - --corrupt GROUP makes that group's checks fail: exit 1, the failures named, nothing of that
 #    group timed, "checks_passed": false (each harness's reference check catches a wrong result);
 #  - bad flags get one clear line and a non-zero exit.
@@ -57,7 +59,7 @@ assert (s["warmup"], s["repeats"], s["n_head"], s["block_size"]) == (1, 2, 2, 16
 assert (s["contexts"], s["long_context"], s["batches"]) == ([32, 64], 300, [1, 4]), s
 assert (s["embd"], s["rows"], s["gemv_rows"]) == (128, 16, [1, 8]), s
 assert s["groups"] == ["decode_attention", "kv_write", "gemv", "residual_layernorm",
-                       "gemm_bias_gelu"], s["groups"]
+                       "gemm_bias_gelu", "sampling"], s["groups"]
 positive(s["flush_bytes"], "flush_bytes")
 assert r["checks_passed"] is True and r["checks_failed"] == 0, r["checks_failed"]
 assert "correctness: " in table and " variants matched their CPU reference" in table, table
@@ -116,6 +118,14 @@ assert ln == {(t, 128, v) for t in (1, 4, 16) for v in ("fused", "unfused")}, ln
 gg = {(o["shape"]["rows"], o["shape"]["k"], o["shape"]["n"], o["variant"])
       for o in by_group["gemm_bias_gelu"]}
 assert gg == {(16, 128, 512, "fused"), (16, 128, 512, "unfused")}, gg
+# Sampling at the LM head's V, one launch per --batches row count; bytes: the logits read once
+# and the ids written (and the uniforms read for a draw).
+samp = {(o["shape"]["rows"], o["shape"]["v"], o["variant"]) for o in by_group["sampling"]}
+assert samp == {(b, 1000, v) for b in (1, 4) for v in ("argmax", "top_k_top_p")}, samp
+for o in by_group["sampling"]:
+    b = o["shape"]["rows"]
+    assert o["bytes"] == b * 1000 * 4 + b * (4 if o["variant"] == "argmax" else 8), o
+    assert o["flops"] is None, o
 
 # Speedups: both of int8 fused attention at every shape, and one per pair elsewhere.
 pairs = {(x["group"], x["shape_text"], x["of"], x["over"]): x["speedup"] for x in r["speedups"]}
@@ -137,14 +147,15 @@ for f in att:
     for v in f[2:]:
         positive(float(v), f"table row {f[:2]}")
 others = [f for f in rows if f and f[0] in ("kv_write", "gemv", "residual_layernorm",
-                                             "gemm_bias_gelu")]
+                                             "gemm_bias_gelu", "sampling")]
 assert len(others) == len(r["ops"]) - len(by_group["decode_attention"]), others
 
 # The charts: every one a PNG of the default size, titled as the build's timings deserve.
 files = [chart["file"] for chart in r["charts"]]
 assert files == ["bench_ops_attention_batch1.png", "bench_ops_attention_batch4.png",
                  "bench_ops_attention_speedup_fp16.png", "bench_ops_attention_speedup_unfused.png",
-                 "bench_ops_gemv.png", "bench_ops_fused_unfused.png", "bench_ops_bandwidth.png"], files
+                 "bench_ops_gemv.png", "bench_ops_sampling.png", "bench_ops_fused_unfused.png",
+                 "bench_ops_bandwidth.png"], files
 for chart in r["charts"]:
     assert chart["title"].startswith("emulated: not GPU timings") == emulated, chart["title"]
     raw = open(f"{work}/result/{chart['file']}", "rb").read()
@@ -154,7 +165,7 @@ PY
 
 # Each harness's check catches a wrong result: one output value changed, the group's checks fail,
 # nothing of it is timed, the command exits 1 (after writing what it has).
-for group in attention kv-write gemv layernorm gemm; do
+for group in attention kv-write gemv layernorm gemm sample; do
   if ops "${small[@]}" --only "$group" --corrupt "$group" -o "$work/corrupt-$group" \
       >"$work/corrupt_table" 2>"$work/corrupt_err"; then
     fail "--corrupt $group: exit 0"

@@ -201,8 +201,8 @@ expect_error "policy malformed" "flag '--kv-policy': KV policy 'window:0' is mal
   "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy window:0
 expect_error "policy unknown" "unknown KV policy 'lru:8'" \
   "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy lru:8
-expect_error "policy not implemented" "KV policy share:0 is not implemented yet" \
-  "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy share:0
+expect_error "share without a pair" "share: L0 1 leaves no pair of layers in a model of 2" \
+  "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy share:1
 expect_error "policy layers" "pyramid: 4 ratios for 2 layers" \
   "$gpt2" ppl -m "$model" -f "$work/ppl.txt" --kv-policy pyramid:1,1,0.5,0.25
 expect_error "policy without a cache" "--no-kv-cache keeps no cache for a --kv-policy" \

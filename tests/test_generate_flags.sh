@@ -151,5 +151,27 @@ else
   done
 fi
 
+# Past the context: the full policy refuses prompt + -n beyond n_positions (64); window and sinks
+# run past it, re-prefilling their kept tokens each time the context fills. With a 7-token prompt
+# and sinks:2,window:14, the context (prompt + every drawn token but the last) restarts at 16
+# tokens whenever it would reach 65: count the restarts by arithmetic.
+expect_error "past the context, full policy" "exceeds the model's context of 64 tokens" \
+  gen -p "$prompt" -n 150
+expect_error "a window as wide as the context" "cannot run past it" \
+  gen -p "$prompt" -n 150 --kv-policy window:64
+gen -p "$prompt" -n 150 --ignore-eos --kv-policy sinks:2,window:14 >"$work/past.json" 2>"$work/err" \
+  || fail "past the context: $(cat "$work/err")"
+python3 - "$work/past.json" <<'PY' || fail "past the context: wrong token or restart count"
+import json, sys
+d = json.load(open(sys.argv[1]))
+length, restarts = 7, 0
+for _ in range(149):  # every drawn token but the last goes into the context
+    length += 1
+    if length > 64:
+        length, restarts = 16, restarts + 1
+assert d["generated_tokens"] == 150 and len(d["ids"]) == 150, d["generated_tokens"]
+assert d["context_restarts"] == restarts, (d["context_restarts"], restarts)
+PY
+
 [ "$failures" -eq 0 ] && echo "test_generate_flags $backend: all checks passed"
 exit $((failures > 0))

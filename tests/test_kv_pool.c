@@ -1,8 +1,10 @@
 /*
  * The paged KV pool's bookkeeping under a random workload: blocks (one layer's page each) are
  * never owned twice or lost, every layer of a sequence holds its own blocks, reservations are
- * all or nothing across layers, release frees at once, slots are distinct and in range; and its
- * sizing in FP16 and INT8.
+ * all or nothing across layers, release frees at once, slots are distinct and in range; its
+ * sizing in FP16 and INT8; and eviction (sinks plus the most recent tokens, per layer): kept
+ * positions keep their slots, memory really drops, and what stays held is within two blocks of
+ * what the kept tokens need.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +202,108 @@ static void check_rejects_bad_sequences(void) {
     kv_sequence_destroy(&seq);
 }
 
+/*
+ * One sequence of 3 layers grows by random chunks; after each, layer l evicts to its own budget
+ * (sinks S, keep K_l). Against bookkeeping kept here: the slot of every kept position is the one
+ * it got when written, the blocks held are exactly those the kept rows and the hole's partial
+ * blocks span, and every freed block is back in the pool.
+ */
+static void check_eviction(uint64_t *rng) {
+    enum { L = 3, B = 16, T = 600 };
+    const kv_pool_shape shape = {.n_layer = L, .n_head = 2, .block_size = B, .num_blocks = 200,
+                                 .format = KV_FORMAT_FP16};
+    for (int trial = 0; trial < 40; trial++) {
+        kv_block_allocator alloc;
+        kv_sequence seq;
+        CHECK(kv_block_allocator_create(&alloc, &shape) == 0 &&
+              kv_sequence_create(&seq, L, T, B) == 0, "eviction set-up");
+        const int sinks = trial % 3 == 0 ? 0 : 1 + (int)(sampler_next_uniform(rng) * 20);
+        int keep[L];
+        for (int l = 0; l < L; l++) keep[l] = sinks + 1 + (int)(sampler_next_uniform(rng) * 90);
+        static int64_t slot_of[L][T];
+        int n = 0;
+        while (n < T) {
+            int chunk = 1 + (int)(sampler_next_uniform(rng) * (n == 0 ? 120 : 6));
+            if (n + chunk > T) chunk = T - n;
+            CHECK(kv_sequence_reserve(&alloc, &seq, chunk) == KV_RESERVED, "trial %d: reserve", trial);
+            for (int l = 0; l < L; l++)
+                for (int p = n; p < n + chunk; p++) slot_of[l][p] = kv_sequence_slot(&seq, l, p);
+            n += chunk;
+            int held = 0;
+            for (int l = 0; l < L; l++) {
+                kv_sequence_evict(&alloc, &seq, l, n, sinks, keep[l]);
+                const int kept = n < keep[l] ? n : keep[l];
+                CHECK(kv_sequence_kept(&seq, l, n) == kept, "trial %d layer %d: %d kept, want %d",
+                      trial, l, kv_sequence_kept(&seq, l, n), kept);
+                const int hole = kv_sequence_hole_rows(&seq, l);
+                /* Rows in the table: the kept ones and the hole's; whole blocks of it are gone. */
+                CHECK(seq.n_blocks[l] == (kept + hole + B - 1) / B, "trial %d layer %d: %d blocks "
+                      "for %d kept + %d hole rows", trial, l, seq.n_blocks[l], kept, hole);
+                CHECK(hole < 2 * B, "trial %d layer %d: %d hole rows left", trial, l, hole);
+                for (int p = 0; p < n; p++)
+                    if (p < sinks || p >= n - (kept - (sinks < kept ? sinks : kept)))
+                        CHECK(kv_sequence_slot(&seq, l, p) == slot_of[l][p],
+                              "trial %d layer %d: position %d moved", trial, l, p);
+                held += seq.n_blocks[l];
+            }
+            CHECK(alloc.n_free == shape.num_blocks - held, "trial %d: %d free, %d held of %d",
+                  trial, alloc.n_free, held, shape.num_blocks);
+        }
+        kv_sequence_release(&alloc, &seq);
+        CHECK(alloc.n_free == shape.num_blocks, "trial %d: blocks lost after release", trial);
+        kv_sequence_destroy(&seq);
+        kv_block_allocator_destroy(&alloc);
+    }
+}
+
+/*
+ * Capacity under eviction, by admission, against arithmetic: the full policy as
+ * kv_pool_sequences_that_fit; a window of W tokens (W % 16 == 0) that straddles a block
+ * boundary while it slides holds W / 16 + 1 blocks per layer; h2o's compacted H + W rows plus
+ * the step's new one, before compaction, ceil((H + W + 1) / 16); under share:0 on 4 layers only
+ * 2 layers hold blocks.
+ */
+static void check_capacity_under_policies(void) {
+    const kv_pool_shape shape = {.n_layer = 4, .n_head = 2, .block_size = 16,
+                                 .format = KV_FORMAT_FP16};
+    const size_t budget = (size_t)1000 * kv_pool_bytes_per_block(&shape);
+    kv_policy full = {.kind = KV_POLICY_FULL}, window = {.kind = KV_POLICY_WINDOW, .window = 64};
+    kv_policy share = {.kind = KV_POLICY_SHARE, .first_layer = 0};
+    CHECK(kv_pool_sequences_that_fit_policy(&shape, budget, 300, &full, 1024) ==
+          kv_pool_sequences_that_fit(&shape, budget, 300), "full policy: both measures agree");
+    const int want_window = 1000 / (4 * (64 / 16 + 1));
+    CHECK(kv_pool_sequences_that_fit_policy(&shape, budget, 300, &window, 1024) == want_window,
+          "window:64: %d sequences of 300 tokens fit, arithmetic %d",
+          kv_pool_sequences_that_fit_policy(&shape, budget, 300, &window, 1024), want_window);
+    CHECK(kv_pool_sequences_that_fit_policy(&shape, budget, 60, &window, 1024) == 1000 / (4 * 4),
+          "window:64 never evicts 60 tokens: 4 blocks per layer");
+    kv_policy h2o = {.kind = KV_POLICY_H2O, .heavy = 40, .window = 24}; /* 64 rows, compacted */
+    CHECK(kv_pool_sequences_that_fit_policy(&shape, budget, 300, &h2o, 1024) == 1000 / (4 * 5),
+          "h2o:40,window:24: 64 rows, and the step's new one before compaction: 5 blocks");
+    const int want_share = 1000 / (2 * ((300 + 15) / 16));
+    CHECK(kv_pool_sequences_that_fit_policy(&shape, budget, 300, &share, 1024) == want_share,
+          "share:0: %d sequences fit, arithmetic %d",
+          kv_pool_sequences_that_fit_policy(&shape, budget, 300, &share, 1024), want_share);
+}
+
+/* A layer that stores nothing gets no blocks and no slots. */
+static void check_non_storing_layer(void) {
+    const kv_pool_shape shape = {.n_layer = 2, .n_head = 1, .block_size = 16, .num_blocks = 8,
+                                 .format = KV_FORMAT_FP16};
+    kv_block_allocator alloc;
+    kv_sequence seq;
+    CHECK(kv_block_allocator_create(&alloc, &shape) == 0 && kv_sequence_create(&seq, 2, 64, 16) == 0,
+          "set-up");
+    const bool stores[2] = {true, false};
+    kv_sequence_set_stores(&seq, stores);
+    CHECK(kv_sequence_blocks_needed(&seq, 40) == 3, "40 tokens in one storing layer need 3 blocks");
+    CHECK(kv_sequence_reserve(&alloc, &seq, 40) == KV_RESERVED && alloc.n_free == 5 &&
+          seq.n_blocks[1] == 0 && kv_sequence_slot(&seq, 1, 39) == -1, "the borrower holds nothing");
+    kv_sequence_release(&alloc, &seq);
+    kv_sequence_destroy(&seq);
+    kv_block_allocator_destroy(&alloc);
+}
+
 int main(void) {
     uint64_t rng = 12345;
     check_rejects_bad_sequences();
@@ -207,5 +311,8 @@ int main(void) {
     check_sizing();
     check_int8_capacity();
     check_capacity_by_admission();
+    check_eviction(&rng);
+    check_non_storing_layer();
+    check_capacity_under_policies();
     return check_finish("test_kv_pool");
 }

@@ -3,20 +3,20 @@
  * it comes from the pool's own allocator (cache/kv_pool.h) at the model's shape, on the host:
  *  - KV bytes per token by format: kv_pool_bytes_per_token, fp16, and int8 with its fp16 scales;
  *  - serving capacity: for each format, policy and length T, the sequences of T tokens that a
- *    pool of --kv-mem bytes admits, by reserving whole sequences until the allocator refuses
- *    (kv_pool_sequences_that_fit). The simple formula, blocks / (n_layer ceil(held / block)), is
- *    kept beside it as a cross-check only;
+ *    pool of --kv-mem bytes carries to T tokens, all decoding together with every layer
+ *    evicting after each step as the engine does (kv_pool_sequences_that_fit_policy: the
+ *    allocator itself, peaks included). The formula, blocks / (n_layer peak blocks per layer),
+ *    is kept beside it as a cross-check only;
  *  - memory against T: the KV pool's blocks in use once one sequence of T tokens is reserved,
  *    times the bytes of a block; with --allocate also the weights and the activations as the
  *    engine allocated them (cuda weights.bytes and act.bytes). The engine sizes its activations
  *    once at load, for n_positions prefill rows and max_seqs decode rows, so they do not grow
  *    with T.
  * Policies: full; window:W and sinks:S,window:W, under which a sequence of T tokens holds
- * min(T, budget) tokens (kv_policy_layer_budget) once a call's eviction has run. A prefill chunk
- * holds all its tokens until its call ends, and eviction page by page can keep one block more
- * while the window does not start on a block boundary: the counts are those of the steady state
- * at block-aligned windows. Pyramid is left out: its per-layer budgets need per-layer
- * reservations, which the allocator does not have yet (every layer of a sequence reserves alike).
+ * min(T, budget) tokens (kv_policy_layer_budget) once a call's eviction has run. Eviction frees
+ * whole blocks, so a window that does not start on a block boundary holds one block more: the
+ * measured capacity counts it, and so does the formula (peak_blocks). Pyramid and share are in gpt2 bench
+ * policies.
  *
  * Without --allocate nothing touches a device, and no weights are needed: --model-config takes
  * the preset's shape, -m DIR reads DIR/config.json. With --allocate, for each format a CUDA
@@ -177,6 +177,20 @@ static int blocks_in_use(const kv_pool_shape *shape, int T) {
     return used;
 }
 
+/*
+ * The formula's blocks per layer at a sequence's peak: ceil(held / block) without eviction;
+ * with it, the kept rows plus the widest hole eviction leaves in partly used blocks (the sinks'
+ * block's unused tail and up to block - 1 rows before the window), plus the step's new token,
+ * whose row is reserved before the step evicts.
+ */
+static int peak_blocks(const kv_policy *policy, int held, int T) {
+    const int B = KV_DEFAULT_BLOCK_SIZE;
+    if (held >= T) return (held + B - 1) / B;
+    const int sinks = policy->kind == KV_POLICY_SINKS ? policy->sinks : 0;
+    const int rows = held + (sinks + B - 1) / B * B - sinks + B - 1 + 1; /* + the new token */
+    return (rows + B - 1) / B;
+}
+
 static int set_policies(kv_run *run) {
     const kv_options *opt = run->opt;
     snprintf(run->policy_names[0], sizeof run->policy_names[0], "full");
@@ -219,12 +233,12 @@ static int measure(kv_run *run) {
     for (int f = 0; f < N_FORMATS; f++)
         for (int i = 0; i < opt->n_lengths; i++) {
             for (int p = 0; p < N_POLICIES; p++) {
-                const int held = run->held[p][i];
-                const int per_seq = c->n_layer * ((held + KV_DEFAULT_BLOCK_SIZE - 1) /
-                                                  KV_DEFAULT_BLOCK_SIZE);
+                const int per_seq = c->n_layer * peak_blocks(&run->policies[p], run->held[p][i],
+                                                             opt->lengths[i]);
                 run->formula[f][p][i] = run->shape[f].num_blocks / per_seq;
-                run->capacity[f][p][i] = kv_pool_sequences_that_fit(&run->shape[f], opt->kv_mem,
-                                                                     held);
+                run->capacity[f][p][i] = kv_pool_sequences_that_fit_policy(
+                    &run->shape[f], opt->kv_mem, opt->lengths[i], &run->policies[p],
+                    c->n_positions);
                 if (run->capacity[f][p][i] < 0) return cli_error(CMD, "out of memory");
             }
             run->used_blocks[f][i] = blocks_in_use(&run->shape[f], opt->lengths[i]);
@@ -386,7 +400,7 @@ static void print_table(const kv_run *run) {
             }
             putchar('\n');
         }
-    printf("cross-check: blocks / (n_layer ceil(held / block)) %s\n",
+    printf("cross-check: blocks / (n_layer blocks held at the peak) %s\n",
            mismatches ? "DISAGREES with the allocator (see the JSON)" : "agrees everywhere");
     printf("memory against T, one sequence (MiB): the KV pool's blocks in use (allocator)%s\n",
            run->alloc[0].done ? "; weights and activations as the engine allocated them" : "");
@@ -632,19 +646,21 @@ static void write_result(result_writer *w, const kv_run *run, int argc, char **a
     result_end_object(w);
 }
 
+/* What write_result needs, as bench_save_result passes it. */
+typedef struct {
+    const kv_run *run;
+    int argc;
+    char **argv;
+} kv_output;
+
+static void write_output(result_writer *w, const void *ctx) {
+    const kv_output *o = ctx;
+    write_result(w, o->run, o->argc, o->argv);
+}
+
 static int save_outputs(const kv_run *run, int argc, char **argv) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", run->opt->out_dir, RESULT_FILE);
-    FILE *f = fopen(path, "w");
-    if (!f) return cli_error(CMD, "%s: %s", path, strerror(errno));
-    result_writer w;
-    result_writer_init(&w, f);
-    write_result(&w, run, argc, argv);
-    int rc = result_writer_finish(&w);
-    if (fclose(f) != 0) rc = -1;
-    if (rc != 0) return cli_error(CMD, "%s: cannot write the result", path);
-    printf("%s\n", path);
-    return bench_draw_saved_charts(path, run->opt->out_dir);
+    const kv_output out = {run, argc, argv};
+    return bench_save_result(run->opt->out_dir, RESULT_FILE, write_output, &out);
 }
 
 /* ---- bench kv ---- */

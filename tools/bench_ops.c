@@ -38,6 +38,9 @@
  *  - layernorm: launch_residual_layernorm against launch_residual_add then launch_layernorm.
  *  - gemm: launch_linear with LINEAR_GELU (cuBLASLt's GELU_BIAS epilogue) against a bare
  *    launch_linear then launch_bias_gelu, at --rows rows (a prefill).
+ *  - sample: the next id from fp32 logits [rows, V] (V the LM head's, --batches rows):
+ *    launch_argmax (greedy) against sampler_argmax, and launch_sample (temperature 0.8, top-k
+ *    50, top-p 0.95, a uniform per row) against sampler_pick with the same uniforms.
  *
  * With -o DIR: DIR/bench_ops.json (tools/result.h: the run record with the device and its clocks,
  * the settings, the ceilings, every op's numbers and samples, the speedups) and the charts its
@@ -81,16 +84,8 @@
 #define POISON_HALF 0xFFFFu
 
 #ifdef GPT2_CUDA_EMULATION
-#define DEFAULT_COPY_MIB 8
-#define DEFAULT_GEMM_SIZE 128
-#define DEFAULT_WARMUP 1
-#define DEFAULT_REPEATS 3
 #define FLUSH_CAP_BYTES ((size_t)1 << 20) /* the emulator has no cache: a token flush */
 #else
-#define DEFAULT_COPY_MIB 1024
-#define DEFAULT_GEMM_SIZE 8192
-#define DEFAULT_WARMUP 5
-#define DEFAULT_REPEATS 30
 #define FLUSH_CAP_BYTES SIZE_MAX
 #endif
 
@@ -107,7 +102,7 @@ static const char help[] =
     "  before every repeat, the median), reported as us, GB/s and % of the copy bandwidth\n"
     "  measured in the same run (GEMMs also TFLOP/s and % of the measured cuBLASLt GEMM rate)\n"
     "  --only LIST         groups to run, comma-separated (default all): attention, kv-write,\n"
-    "                      gemv, layernorm, gemm\n"
+    "                      gemv, layernorm, gemm, sample\n"
     "  --model-config NAME GPT-2 shape for --heads, --embd, --gemv-shapes and --lm-head:\n"
     "                      124M, 355M, 774M or 1558M (the flags override it)\n"
     "  --heads N           attention and KV write heads of 64 (default 12, GPT-2 124M)\n"
@@ -142,16 +137,18 @@ typedef enum {
     GROUP_GEMV,
     GROUP_LAYERNORM,
     GROUP_GEMM,
+    GROUP_SAMPLE,
     N_GROUPS
 } op_group;
 
 static const char *const group_flags[N_GROUPS] = {"attention", "kv-write", "gemv", "layernorm",
-                                                  "gemm"};
+                                                  "gemm", "sample"};
 static const char *const group_names[N_GROUPS] = {"decode_attention", "kv_write", "gemv",
-                                                  "residual_layernorm", "gemm_bias_gelu"};
+                                                  "residual_layernorm", "gemm_bias_gelu",
+                                                  "sampling"};
 static const char *const group_titles[N_GROUPS] = {
     "decode attention", "KV write", "decode GEMV against cuBLASLt",
-    "residual add + layernorm", "GEMM + bias + GELU"};
+    "residual add + layernorm", "GEMM + bias + GELU", "sampling"};
 
 typedef struct {
     int k, n; /* input features, output features */
@@ -245,7 +242,7 @@ static bool parse_only(cli_args *args, ops_options *opt) {
     }
     if (!ok) {
         cli_error(CMD, "flag '--only': '%s' is not a list of attention, kv-write, gemv, "
-                  "layernorm, gemm", text);
+                  "layernorm, gemm, sample", text);
         args->failed = true;
     }
     return ok;
@@ -257,7 +254,7 @@ static bool parse_corrupt(cli_args *args, ops_options *opt) {
     opt->corrupt = group_of(text, strlen(text));
     if (opt->corrupt >= 0) return true;
     cli_error(CMD, "flag '--corrupt': '%s' is not one of attention, kv-write, gemv, layernorm, "
-              "gemm", text);
+              "gemm, sample", text);
     args->failed = true;
     return false;
 }
@@ -266,8 +263,8 @@ static bool parse_corrupt(cli_args *args, ops_options *opt) {
 static int parse_options(int argc, char **argv, ops_options *opt) {
     *opt = (ops_options){.seed = 1, .corrupt = -1, .long_context = 4096, .lm_head = {768, 50257},
                          .n_head = 12, .embd = 768, .rows = 512, .check_seqs = 8,
-                         .warmup = DEFAULT_WARMUP, .repeats = DEFAULT_REPEATS,
-                         .copy_mib = DEFAULT_COPY_MIB, .gemm_size = DEFAULT_GEMM_SIZE};
+                         .warmup = BENCH_DEFAULT_WARMUP, .repeats = BENCH_DEFAULT_REPEATS,
+                         .copy_mib = BENCH_DEFAULT_COPY_MIB, .gemm_size = BENCH_DEFAULT_GEMM_SIZE};
     for (int g = 0; g < N_GROUPS; g++) opt->run_group[g] = true;
     cli_args args = {.cmd = CMD, .argc = argc, .argv = argv};
     bool contexts = false, batches = false, gemv_rows = false, shapes = false, lm = false;
@@ -368,7 +365,7 @@ static int attention_contexts(const ops_options *opt, int *out /* [MAX_LIST + 1]
 
 /* ---- host and device memory ---- */
 
-static void *xmalloc(size_t bytes) {
+void *bench_xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
         fprintf(stderr, "gpt2 %s: out of host memory (%.1f MiB)\n", CMD, bytes / 1048576.0);
@@ -377,8 +374,7 @@ static void *xmalloc(size_t bytes) {
     return p;
 }
 
-/* cudaMalloc, or a clear line and exit: a benchmark that cannot allocate has nothing to report. */
-static void *device_alloc(size_t bytes, const char *what) {
+void *bench_device_alloc(size_t bytes, const char *what) {
     void *p = NULL;
     const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 16);
     if (e != cudaSuccess) {
@@ -389,8 +385,8 @@ static void *device_alloc(size_t bytes, const char *what) {
     return p;
 }
 
-static void *device_upload(const void *host, size_t bytes, const char *what) {
-    void *p = device_alloc(bytes, what);
+void *bench_device_upload(const void *host, size_t bytes, const char *what) {
+    void *p = bench_device_alloc(bytes, what);
     if (bytes) CUDA_CHECK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
     return p;
 }
@@ -446,9 +442,18 @@ static void fill_halves(uint16_t *h, size_t n, float scale, uint64_t seed, uint6
     fill_random(h, n, RANDOM_HALVES, scale, seed, stream);
 }
 
+void *bench_device_random(size_t n, float scale, uint64_t seed, uint64_t stream,
+                          const char *what) {
+    uint16_t *h = bench_xmalloc(n * sizeof *h);
+    fill_halves(h, n, scale, seed, stream);
+    void *dev = bench_device_upload(h, n * sizeof *h, what);
+    free(h);
+    return dev;
+}
+
 /* A random permutation of [0, n). */
 static int32_t *shuffled_ids(int n, uint64_t seed, uint64_t stream) {
-    int32_t *ids = xmalloc((size_t)n * sizeof *ids);
+    int32_t *ids = bench_xmalloc((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++) ids[i] = i;
     const uint64_t state = chunk_state(seed, stream, 0);
     for (int i = n - 1; i > 0; i--) {
@@ -461,7 +466,7 @@ static int32_t *shuffled_ids(int n, uint64_t seed, uint64_t stream) {
 }
 
 static float *floats_of(const uint16_t *h, size_t n) {
-    float *f = xmalloc(n * sizeof *f);
+    float *f = bench_xmalloc(n * sizeof *f);
     for (size_t i = 0; i < n; i++) f[i] = half_to_float(h[i]);
     return f;
 }
@@ -489,16 +494,6 @@ typedef struct {
     sample_stats us;
     double gb_per_s, pct_copy, tflop_per_s, pct_gemm;
 } op_result;
-
-/* The L2 flush and the events of time_op. */
-typedef struct {
-    cudaStream_t stream;
-    cudaEvent_t start, stop;
-    void *flush;        /* [flush_bytes] written before every timed repeat */
-    size_t flush_bytes, l2_bytes;
-    int warmup, repeats;
-    double *scratch;    /* [repeats] */
-} bench_timer;
 
 typedef struct {
     const ops_options *opt;
@@ -561,15 +556,7 @@ static double speedup(const op_result *of, const op_result *over) {
 
 /* ---- timing: one helper for every op ---- */
 
-typedef void (*op_launch)(const void *op, cudaStream_t stream);
-
-/*
- * Captures launch(op) into a CUDA graph, replays it timer->warmup times, then timer->repeats
- * times: each replay after the L2 flush, between two events. Fills samples_us and returns their
- * statistics. The flush and the host's enqueueing run before the start event: the device is busy
- * with the flush while the host enqueues the replay.
- */
-static sample_stats time_op(bench_timer *t, op_launch launch, const void *op,
+sample_stats bench_time_op(bench_timer *t, bench_op_launch launch, const void *op,
                             double *samples_us /* [t->repeats] */) {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -595,9 +582,9 @@ static sample_stats time_op(bench_timer *t, op_launch launch, const void *op,
 }
 
 /* Times a checked variant and derives its rates against the ceilings. */
-static void measure(ops_run *run, op_result *r, op_launch launch, const void *op) {
-    r->samples_us = xmalloc((size_t)run->timer.repeats * sizeof *r->samples_us);
-    r->us = time_op(&run->timer, launch, op, r->samples_us);
+static void measure(ops_run *run, op_result *r, bench_op_launch launch, const void *op) {
+    r->samples_us = bench_xmalloc((size_t)run->timer.repeats * sizeof *r->samples_us);
+    r->us = bench_time_op(&run->timer, launch, op, r->samples_us);
     r->timed = true;
     const double seconds = 1e-6 * r->us.median;
     r->gb_per_s = r->bytes / seconds / 1e9;
@@ -609,7 +596,7 @@ static void measure(ops_run *run, op_result *r, op_launch launch, const void *op
 }
 
 /* Runs the op once, eagerly, on the timer's stream, and waits for it. */
-static void run_once(ops_run *run, op_launch launch, const void *op) {
+static void run_once(ops_run *run, bench_op_launch launch, const void *op) {
     launch(op, run->timer.stream);
     CUDA_CHECK(cudaStreamSynchronize(run->timer.stream));
 }
@@ -683,8 +670,8 @@ static void launch_linear_op(const void *p, cudaStream_t stream) {
 
 static void measure_copy_ceiling(ops_run *run) {
     const size_t bytes = (size_t)run->opt->copy_mib << 20;
-    copy_op op = {.dst = device_alloc(bytes, "the copy ceiling"), .bytes = bytes};
-    void *src = device_alloc(bytes, "the copy ceiling");
+    copy_op op = {.dst = bench_device_alloc(bytes, "the copy ceiling"), .bytes = bytes};
+    void *src = bench_device_alloc(bytes, "the copy ceiling");
     CUDA_CHECK(cudaMemset(src, 0x5A, bytes));
     op.src = src;
     op_result *r = &run->copy;
@@ -724,12 +711,12 @@ static bool check_ceiling_gemm(ops_run *run, op_result *r, const uint16_t *x, co
 static void measure_gemm_ceiling(ops_run *run) {
     const int n = run->opt->gemm_size;
     const size_t elems = (size_t)n * n;
-    uint16_t *x = xmalloc(elems * 2), *w = xmalloc(elems * 2);
+    uint16_t *x = bench_xmalloc(elems * 2), *w = bench_xmalloc(elems * 2);
     fill_halves(x, elems, 1.0f, run->opt->seed, 1);
     fill_halves(w, elems, 1.0f, run->opt->seed, 2);
-    linear_op op = {.ctx = run->gemm_ctx, .x = device_upload(x, elems * 2, "the GEMM ceiling"),
-                    .w = device_upload(w, elems * 2, "the GEMM ceiling"),
-                    .y = device_alloc(elems * 2, "the GEMM ceiling"), .rows = n, .K = n, .N = n,
+    linear_op op = {.ctx = run->gemm_ctx, .x = bench_device_upload(x, elems * 2, "the GEMM ceiling"),
+                    .w = bench_device_upload(w, elems * 2, "the GEMM ceiling"),
+                    .y = bench_device_alloc(elems * 2, "the GEMM ceiling"), .rows = n, .K = n, .N = n,
                     .epilogue = LINEAR_PLAIN};
     op_result *r = &run->gemm;
     *r = (op_result){.variant = "launch_linear (cuBLASLt)", .ceiling = true};
@@ -750,6 +737,21 @@ static void measure_gemm_ceiling(ops_run *run) {
     CUDA_CHECK(cudaFree(op.y));
     free(x);
     free(w);
+}
+
+void bench_measure_ceilings(bench_timer *t, gemm_context *gemm, int copy_mib, int gemm_size,
+                            unsigned long long seed, bench_ceilings *out) {
+    ops_options opt = {.copy_mib = copy_mib, .gemm_size = gemm_size, .seed = seed, .corrupt = -1};
+    ops_run run = {.opt = &opt, .timer = *t, .gemm_ctx = gemm};
+    measure_copy_ceiling(&run);
+    measure_gemm_ceiling(&run);
+    *out = (bench_ceilings){.copy_bytes_per_s = run.copy_bytes_per_s,
+                            .gemm_flops_per_s = run.gemm_flops_per_s,
+                            .copy_us = run.copy.us.median,
+                            .gemm_us = run.gemm.timed ? run.gemm.us.median : NAN,
+                            .copy_mib = copy_mib, .gemm_size = gemm_size};
+    free(run.copy.samples_us);
+    free(run.gemm.samples_us);
 }
 
 /* ---- decode attention ---- */
@@ -795,12 +797,12 @@ static void attention_pool_create(attention_pool *p, const ops_options *opt, int
     p->num_blocks = p->scratch_blocks = max_seqs * p->max_blocks;
     const size_t rows = (size_t)p->num_blocks * H * BLOCK_SIZE, elems = rows * HEAD;
     const uint64_t seed = opt->seed;
-    p->k16 = xmalloc(elems * 2);
-    p->v16 = xmalloc(elems * 2);
-    p->k8 = xmalloc(elems);
-    p->v8 = xmalloc(elems);
-    p->ks = xmalloc(rows * 2);
-    p->vs = xmalloc(rows * 2);
+    p->k16 = bench_xmalloc(elems * 2);
+    p->v16 = bench_xmalloc(elems * 2);
+    p->k8 = bench_xmalloc(elems);
+    p->v8 = bench_xmalloc(elems);
+    p->ks = bench_xmalloc(rows * 2);
+    p->vs = bench_xmalloc(rows * 2);
     fill_halves(p->k16, elems, 1.0f, seed, 10);
     fill_halves(p->v16, elems, 1.0f, seed, 11);
     fill_random(p->k8, elems, RANDOM_CODES, 0.0f, seed, 12);
@@ -808,35 +810,35 @@ static void attention_pool_create(attention_pool *p, const ops_options *opt, int
     fill_random(p->ks, rows, RANDOM_SCALES, 0.0f, seed, 14);
     fill_random(p->vs, rows, RANDOM_SCALES, 0.0f, seed, 15);
     p->tables = shuffled_ids(p->num_blocks, seed, 16); /* row s: the blocks of sequence s */
-    p->q = xmalloc((size_t)max_seqs * 3 * C * 2);
+    p->q = bench_xmalloc((size_t)max_seqs * 3 * C * 2);
     fill_halves(p->q, (size_t)max_seqs * 3 * C, 1.0f, seed, 17);
     const size_t table_bytes = (size_t)p->num_blocks * sizeof *p->tables;
-    const int32_t *dev_tables = device_upload(p->tables, table_bytes, "block tables");
-    p->fp16 = (paged_kv_layer){.k = device_upload(p->k16, elems * 2, "fp16 K pages"),
-                               .v = device_upload(p->v16, elems * 2, "fp16 V pages"),
+    const int32_t *dev_tables = bench_device_upload(p->tables, table_bytes, "block tables");
+    p->fp16 = (paged_kv_layer){.k = bench_device_upload(p->k16, elems * 2, "fp16 K pages"),
+                               .v = bench_device_upload(p->v16, elems * 2, "fp16 V pages"),
                                .block_tables = dev_tables, .max_blocks_per_seq = p->max_blocks,
                                .block_size = BLOCK_SIZE, .n_head = H, .format = PAGED_KV_FP16};
     p->int8 = (paged_kv_layer){.block_tables = dev_tables, .max_blocks_per_seq = p->max_blocks,
                                .block_size = BLOCK_SIZE, .n_head = H, .format = PAGED_KV_INT8,
-                               .k_codes = device_upload(p->k8, elems, "int8 K codes"),
-                               .v_codes = device_upload(p->v8, elems, "int8 V codes"),
-                               .k_scales = device_upload(p->ks, rows * 2, "int8 K scales"),
-                               .v_scales = device_upload(p->vs, rows * 2, "int8 V scales")};
+                               .k_codes = bench_device_upload(p->k8, elems, "int8 K codes"),
+                               .v_codes = bench_device_upload(p->v8, elems, "int8 V codes"),
+                               .k_scales = bench_device_upload(p->ks, rows * 2, "int8 K scales"),
+                               .v_scales = bench_device_upload(p->vs, rows * 2, "int8 V scales")};
     /* The unfused path's scratch, as the engine's: block s * max_blocks + b for sequence s. */
-    int32_t *compact = xmalloc(table_bytes);
+    int32_t *compact = bench_xmalloc(table_bytes);
     for (int i = 0; i < p->num_blocks; i++) compact[i] = i;
-    p->scratch = (paged_kv_layer){.k = device_alloc(elems * 2, "the unfused fp16 K scratch"),
-                                  .v = device_alloc(elems * 2, "the unfused fp16 V scratch"),
-                                  .block_tables = device_upload(compact, table_bytes, "tables"),
+    p->scratch = (paged_kv_layer){.k = bench_device_alloc(elems * 2, "the unfused fp16 K scratch"),
+                                  .v = bench_device_alloc(elems * 2, "the unfused fp16 V scratch"),
+                                  .block_tables = bench_device_upload(compact, table_bytes, "tables"),
                                   .max_blocks_per_seq = p->max_blocks, .block_size = BLOCK_SIZE,
                                   .n_head = H, .format = PAGED_KV_FP16};
     free(compact);
-    p->dev_q = device_upload(p->q, (size_t)max_seqs * 3 * C * 2, "queries");
-    p->out = device_alloc((size_t)max_seqs * C * 2, "attention output");
+    p->dev_q = bench_device_upload(p->q, (size_t)max_seqs * 3 * C * 2, "queries");
+    p->out = bench_device_alloc((size_t)max_seqs * C * 2, "attention output");
     p->workspace_bytes = attention_decode_workspace_bytes(max_seqs, H, max_len);
-    p->workspace = p->workspace_bytes ? device_alloc(p->workspace_bytes, "attention workspace")
+    p->workspace = p->workspace_bytes ? bench_device_alloc(p->workspace_bytes, "attention workspace")
                                       : NULL;
-    p->lens = device_alloc((size_t)max_seqs * sizeof(int32_t), "sequence lengths");
+    p->lens = bench_device_alloc((size_t)max_seqs * sizeof(int32_t), "sequence lengths");
 }
 
 static void attention_pool_destroy(attention_pool *p) {
@@ -880,7 +882,7 @@ static void launch_attention_unfused(const void *o, cudaStream_t s) {
     launch_attention_with(op, p->scratch, s);
 }
 
-static const op_launch attn_launchers[N_ATTN] = {launch_attention_fp16, launch_attention_int8,
+static const bench_op_launch attn_launchers[N_ATTN] = {launch_attention_fp16, launch_attention_int8,
                                                  launch_attention_unfused};
 
 /*
@@ -950,7 +952,7 @@ static bool check_attention(ops_run *run, const attention_pool *p, attn_variant 
         CUDA_CHECK(cudaMemset((void *)p->scratch.k, POISON_BYTE,
                               (size_t)B * p->max_blocks * H * BLOCK_SIZE * HEAD * 2));
     run_once(run, attn_launchers[v], op);
-    uint16_t *out = xmalloc((size_t)B * C * 2);
+    uint16_t *out = bench_xmalloc((size_t)B * C * 2);
     download(out, p->out, (size_t)B * C * 2);
     if (run->opt->corrupt == GROUP_ATTENTION) out[0] = float_to_half(half_to_float(out[0]) + 1.0f);
     long unwritten = 0; /* rows with a value still poisoned */
@@ -961,10 +963,10 @@ static bool check_attention(ops_run *run, const attention_pool *p, attn_variant 
     }
     tally t = {0};
     const int n_checked = B < run->opt->check_seqs ? B : run->opt->check_seqs;
-    float *k = xmalloc((size_t)T * C * 4), *vv = xmalloc((size_t)T * C * 4);
-    const float **k_rows = xmalloc((size_t)T * sizeof *k_rows);
-    const float **v_rows = xmalloc((size_t)T * sizeof *v_rows);
-    float *scores = xmalloc((size_t)T * 4), q[8192], want[8192];
+    float *k = bench_xmalloc((size_t)T * C * 4), *vv = bench_xmalloc((size_t)T * C * 4);
+    const float **k_rows = bench_xmalloc((size_t)T * sizeof *k_rows);
+    const float **v_rows = bench_xmalloc((size_t)T * sizeof *v_rows);
+    float *scores = bench_xmalloc((size_t)T * 4), q[8192], want[8192];
     for (int i = 0; i < n_checked; i++) {
         const int s = checked_seq(i, n_checked, B);
         attention_rows(p, v, s, T, k, vv);
@@ -1005,7 +1007,7 @@ static int run_attention(ops_run *run) {
             need / 1073741824.0);
     attention_pool p;
     attention_pool_create(&p, opt, max_seqs, max_len);
-    int32_t *lens = xmalloc((size_t)max_seqs * sizeof *lens);
+    int32_t *lens = bench_xmalloc((size_t)max_seqs * sizeof *lens);
     for (int ci = 0; ci < n_contexts; ci++)
         for (int bi = 0; bi < opt->n_batches; bi++) {
             const attention_op op = {&p, opt->batches[bi], contexts[ci]};
@@ -1063,7 +1065,7 @@ static void launch_write_unfused(const void *o, cudaStream_t s) {
                        BLOCK_SIZE, s);
 }
 
-static const op_launch write_launchers[N_WRITE] = {launch_write_fp16, launch_write_int8,
+static const bench_op_launch write_launchers[N_WRITE] = {launch_write_fp16, launch_write_int8,
                                                    launch_write_unfused};
 
 /*
@@ -1105,11 +1107,11 @@ static bool check_write(ops_run *run, const kv_write_op *op, write_variant v, co
     unsigned char *got[2], *want[2];
     uint16_t *got_scales[2], *want_scales[2];
     for (int kv = 0; kv < 2; kv++) {
-        got[kv] = xmalloc(elems * value_bytes);
-        want[kv] = xmalloc(elems * value_bytes);
+        got[kv] = bench_xmalloc(elems * value_bytes);
+        want[kv] = bench_xmalloc(elems * value_bytes);
         memset(want[kv], POISON_BYTE, elems * value_bytes);
-        got_scales[kv] = xmalloc(rows * 2);
-        want_scales[kv] = xmalloc(rows * 2);
+        got_scales[kv] = bench_xmalloc(rows * 2);
+        want_scales[kv] = bench_xmalloc(rows * 2);
         memset(want_scales[kv], POISON_BYTE, rows * 2);
         if (fp16) {
             download(got[kv], kv ? (void *)op->v16 : (void *)op->k16, elems * 2);
@@ -1162,23 +1164,23 @@ static int run_kv_write(ops_run *run) {
                    .staged_blocks = CEIL_DIV(max_tokens, BLOCK_SIZE)};
     const size_t rows = (size_t)op.num_blocks * H * BLOCK_SIZE, elems = rows * HEAD;
     const size_t staged = (size_t)op.staged_blocks * H * BLOCK_SIZE * HEAD;
-    uint16_t *qkv = xmalloc((size_t)max_tokens * 3 * C * 2);
+    uint16_t *qkv = bench_xmalloc((size_t)max_tokens * 3 * C * 2);
     fill_halves(qkv, (size_t)max_tokens * 3 * C, 4.0f, opt->seed, 20);
-    int64_t *slots = xmalloc((size_t)max_tokens * sizeof *slots);
-    int64_t *row_slots = xmalloc((size_t)max_tokens * sizeof *row_slots);
+    int64_t *slots = bench_xmalloc((size_t)max_tokens * sizeof *slots);
+    int64_t *row_slots = bench_xmalloc((size_t)max_tokens * sizeof *row_slots);
     for (int i = 0; i < max_tokens; i++) row_slots[i] = i;
-    op.qkv = device_upload(qkv, (size_t)max_tokens * 3 * C * 2, "qkv rows");
-    op.row_slots = device_upload(row_slots, (size_t)max_tokens * 8, "staging slots");
-    int64_t *dev_slots = device_alloc((size_t)max_tokens * 8, "slots");
+    op.qkv = bench_device_upload(qkv, (size_t)max_tokens * 3 * C * 2, "qkv rows");
+    op.row_slots = bench_device_upload(row_slots, (size_t)max_tokens * 8, "staging slots");
+    int64_t *dev_slots = bench_device_alloc((size_t)max_tokens * 8, "slots");
     op.slots = dev_slots;
-    op.k16 = device_alloc(elems * 2, "fp16 K pages");
-    op.v16 = device_alloc(elems * 2, "fp16 V pages");
-    op.k8 = device_alloc(elems, "int8 K codes");
-    op.v8 = device_alloc(elems, "int8 V codes");
-    op.ks = device_alloc(rows * 2, "int8 K scales");
-    op.vs = device_alloc(rows * 2, "int8 V scales");
-    op.staged_k = device_alloc(staged * 2, "staging K pages");
-    op.staged_v = device_alloc(staged * 2, "staging V pages");
+    op.k16 = bench_device_alloc(elems * 2, "fp16 K pages");
+    op.v16 = bench_device_alloc(elems * 2, "fp16 V pages");
+    op.k8 = bench_device_alloc(elems, "int8 K codes");
+    op.v8 = bench_device_alloc(elems, "int8 V codes");
+    op.ks = bench_device_alloc(rows * 2, "int8 K scales");
+    op.vs = bench_device_alloc(rows * 2, "int8 V scales");
+    op.staged_k = bench_device_alloc(staged * 2, "staging K pages");
+    op.staged_v = bench_device_alloc(staged * 2, "staging V pages");
     int32_t *blocks = shuffled_ids(op.num_blocks, opt->seed, 21);
     /* Decode: one token per sequence, each in a block of its own; prefill: one sequence's rows. */
     for (int m = 0; m <= opt->n_batches; m++) {
@@ -1245,14 +1247,14 @@ static bool check_gemv(ops_run *run, op_result *r, const void *dev_y, bool logit
     tally t = {0};
     const double abs_tol = 1e-3 * sqrt(K / 768.0);
     if (logits) {
-        float *y = xmalloc(n * 4);
+        float *y = bench_xmalloc(n * 4);
         download(y, dev_y, n * 4);
         if (run->opt->corrupt == GROUP_GEMV) y[0] += 1.0f;
         for (size_t i = 0; i < n; i++)
             tally_close(&t, y[i], ref[i], ldexp(fabs(ref[i]), -10) + abs_tol);
         free(y);
     } else {
-        uint16_t *y = xmalloc(n * 2);
+        uint16_t *y = bench_xmalloc(n * 2);
         download(y, dev_y, n * 2);
         if (run->opt->corrupt == GROUP_GEMV) y[0] = float_to_half(half_to_float(y[0]) + 1.0f);
         for (size_t i = 0; i < n; i++)
@@ -1268,15 +1270,15 @@ static void gemv_shape_run(ops_run *run, gemv_shape shape, bool logits) {
     const ops_options *opt = run->opt;
     const int K = shape.k, N = shape.n, max_rows = max_of(opt->gemv_rows, opt->n_gemv_rows);
     const size_t out_size = logits ? 4 : 2, w_elems = (size_t)N * K;
-    uint16_t *x = xmalloc((size_t)max_rows * K * 2), *w = xmalloc(w_elems * 2);
-    uint16_t *bias = xmalloc((size_t)N * 2);
+    uint16_t *x = bench_xmalloc((size_t)max_rows * K * 2), *w = bench_xmalloc(w_elems * 2);
+    uint16_t *bias = bench_xmalloc((size_t)N * 2);
     const uint64_t stream = 30 + 4 * (uint64_t)(K + 7 * (uint64_t)N);
     fill_halves(x, (size_t)max_rows * K, 1.0f, opt->seed, stream);
     fill_halves(w, w_elems, 1.0f, opt->seed, stream + 1);
     fill_halves(bias, (size_t)N, 1.0f, opt->seed, stream + 2);
     /* The reference, every row at once: w as cpu_ops' [in, out]. */
     float *xf = floats_of(x, (size_t)max_rows * K), *bf = floats_of(bias, (size_t)N);
-    float *wt = xmalloc(w_elems * 4), *ref = xmalloc((size_t)max_rows * N * 4);
+    float *wt = bench_xmalloc(w_elems * 4), *ref = bench_xmalloc((size_t)max_rows * N * 4);
     PARALLEL_FOR
     for (long k = 0; k < K; k++)
         for (int n = 0; n < N; n++) wt[(size_t)k * N + n] = half_to_float(w[(size_t)n * K + k]);
@@ -1285,10 +1287,10 @@ static void gemv_shape_run(ops_run *run, gemv_shape shape, bool logits) {
     free(wt), free(xf), free(bf);
 
     gemv_op op = {.ctx = run->gemm_ctx,
-                  .x = device_upload(x, (size_t)max_rows * K * 2, "GEMV input"),
-                  .w = device_upload(w, w_elems * 2, "GEMV weights"),
-                  .bias = logits ? NULL : device_upload(bias, (size_t)N * 2, "GEMV bias"),
-                  .y = device_alloc((size_t)max_rows * N * out_size, "GEMV output"), .K = K,
+                  .x = bench_device_upload(x, (size_t)max_rows * K * 2, "GEMV input"),
+                  .w = bench_device_upload(w, w_elems * 2, "GEMV weights"),
+                  .bias = logits ? NULL : bench_device_upload(bias, (size_t)N * 2, "GEMV bias"),
+                  .y = bench_device_alloc((size_t)max_rows * N * out_size, "GEMV output"), .K = K,
                   .N = N, .logits = logits};
     for (int ri = 0; ri < opt->n_gemv_rows; ri++) {
         op.rows = opt->gemv_rows[ri];
@@ -1303,7 +1305,7 @@ static void gemv_shape_run(ops_run *run, gemv_shape shape, bool logits) {
             r->bytes = bytes;
             r->flops = 2.0 * op.rows * K * N;
             CUDA_CHECK(cudaMemset(op.y, POISON_BYTE, (size_t)op.rows * N * out_size));
-            const op_launch launch = v == 0 ? launch_gemv_op : launch_cublaslt_op;
+            const bench_op_launch launch = v == 0 ? launch_gemv_op : launch_cublaslt_op;
             run_once(run, launch, &op);
             if (check_gemv(run, r, op.y, logits, op.rows, K, N, ref)) measure(run, r, launch, &op);
         }
@@ -1347,7 +1349,7 @@ static void launch_ln_unfused(const void *o, cudaStream_t s) {
  * tests/test_layernorm_gpu.c: e32 = 1e-5 (|gamma| (|xhat| + mean|x| / std) + |beta|) for the fp32
  * statistics, plus half an fp16 ulp of the output (2^-11 |y| + 2^-25).
  */
-static bool check_layernorm(ops_run *run, op_result *r, op_launch launch, const layernorm_op *op,
+static bool check_layernorm(ops_run *run, op_result *r, bench_op_launch launch, const layernorm_op *op,
                             const uint16_t *residual, const uint16_t *x, const uint16_t *gamma,
                             const uint16_t *beta) {
     const int T = op->T, C = op->C;
@@ -1355,15 +1357,15 @@ static bool check_layernorm(ops_run *run, op_result *r, op_launch launch, const 
     CUDA_CHECK(cudaMemcpy(op->residual, residual, n * 2, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemset(op->normed, POISON_BYTE, n * 2));
     run_once(run, launch, op);
-    uint16_t *got_r = xmalloc(n * 2), *got_n = xmalloc(n * 2);
+    uint16_t *got_r = bench_xmalloc(n * 2), *got_n = bench_xmalloc(n * 2);
     download(got_r, op->residual, n * 2);
     download(got_n, op->normed, n * 2);
     if (run->opt->corrupt == GROUP_LAYERNORM)
         got_n[0] = float_to_half(half_to_float(got_n[0]) + 1.0f);
     tally t = {0};
-    float *sum = xmalloc(n * 4), *ref = xmalloc(n * 4), *xhat = xmalloc(n * 4);
+    float *sum = bench_xmalloc(n * 4), *ref = bench_xmalloc(n * 4), *xhat = bench_xmalloc(n * 4);
     float *g = floats_of(gamma, (size_t)C), *b = floats_of(beta, (size_t)C);
-    float *ones = xmalloc((size_t)C * 4), *zeros = calloc((size_t)C, 4);
+    float *ones = bench_xmalloc((size_t)C * 4), *zeros = calloc((size_t)C, 4);
     for (int c = 0; c < C; c++) ones[c] = 1.0f;
     for (size_t i = 0; i < n; i++) {
         const uint16_t want = float_to_half(half_to_float(residual[i]) + half_to_float(x[i]));
@@ -1408,8 +1410,8 @@ static int run_layernorm(ops_run *run) {
     if (!listed) Ts[n_T++] = opt->rows;
     const int T_max = max_of(Ts, n_T);
     const size_t n = (size_t)T_max * C;
-    uint16_t *residual = xmalloc(n * 2), *x = xmalloc(n * 2);
-    uint16_t *gamma = xmalloc((size_t)C * 2), *beta = xmalloc((size_t)C * 2);
+    uint16_t *residual = bench_xmalloc(n * 2), *x = bench_xmalloc(n * 2);
+    uint16_t *gamma = bench_xmalloc((size_t)C * 2), *beta = bench_xmalloc((size_t)C * 2);
     fill_halves(residual, n, 1.0f, opt->seed, 40);
     fill_halves(x, n, 2.0f, opt->seed, 41);
     fill_halves(gamma, (size_t)C, 0.5f, opt->seed, 42);
@@ -1423,11 +1425,11 @@ static int run_layernorm(ops_run *run) {
         }
     }
     for (int c = 0; c < C; c++) gamma[c] = float_to_half(1.0f + half_to_float(gamma[c]));
-    layernorm_op op = {.residual = device_alloc(n * 2, "the residual"),
-                       .normed = device_alloc(n * 2, "the normed rows"),
-                       .x = device_upload(x, n * 2, "layernorm input"),
-                       .gamma = device_upload(gamma, (size_t)C * 2, "gamma"),
-                       .beta = device_upload(beta, (size_t)C * 2, "beta"), .C = C};
+    layernorm_op op = {.residual = bench_device_alloc(n * 2, "the residual"),
+                       .normed = bench_device_alloc(n * 2, "the normed rows"),
+                       .x = bench_device_upload(x, n * 2, "layernorm input"),
+                       .gamma = bench_device_upload(gamma, (size_t)C * 2, "gamma"),
+                       .beta = bench_device_upload(beta, (size_t)C * 2, "beta"), .C = C};
     for (int i = 0; i < n_T; i++) {
         op.T = Ts[i];
         for (int v = 0; v < 2; v++) {
@@ -1435,7 +1437,7 @@ static int run_layernorm(ops_run *run) {
             op_dim(r, "rows", op.T);
             op_dim(r, "c", C);
             r->bytes = (v == 0 ? 4.0 : 5.0) * op.T * C * 2 + 2.0 * C * 2;
-            const op_launch launch = v == 0 ? launch_ln_fused : launch_ln_unfused;
+            const bench_op_launch launch = v == 0 ? launch_ln_fused : launch_ln_unfused;
             if (check_layernorm(run, r, launch, &op, residual, x, gamma, beta))
                 measure(run, r, launch, &op); /* the residual keeps growing by x: harmless */
         }
@@ -1461,12 +1463,12 @@ static void launch_gemm_unfused(const void *o, cudaStream_t s) {
  * GEMV, plus, for the unfused path that rounds the bare GEMM to fp16 before the bias and GELU,
  * up to max |gelu'| (< 1.13) times half an ulp of that product: 1.2 * 2^-11 |x w^T|.
  */
-static bool check_gemm(ops_run *run, op_result *r, op_launch launch, const linear_op *op,
+static bool check_gemm(ops_run *run, op_result *r, bench_op_launch launch, const linear_op *op,
                        const uint16_t *x, const float *wt /* [K, N] */, const float *bias) {
     const int R = op->rows, K = op->K, N = op->N;
     CUDA_CHECK(cudaMemset(op->y, POISON_BYTE, (size_t)R * N * 2));
     run_once(run, launch, op);
-    uint16_t *y = xmalloc((size_t)R * N * 2);
+    uint16_t *y = bench_xmalloc((size_t)R * N * 2);
     download(y, op->y, (size_t)R * N * 2);
     if (run->opt->corrupt == GROUP_GEMM) y[0] = float_to_half(half_to_float(y[0]) + 1.0f);
     tally t = {0};
@@ -1474,8 +1476,8 @@ static bool check_gemm(ops_run *run, op_result *r, op_launch launch, const linea
     const long unwritten = t.bad;
     t = (tally){0};
     const int n_rows = R < GEMM_CHECK_ROWS ? R : GEMM_CHECK_ROWS;
-    float *xs = xmalloc((size_t)n_rows * K * 4), *ref = xmalloc((size_t)n_rows * N * 4);
-    float *bare = xmalloc((size_t)n_rows * N * 4), *zero = calloc((size_t)N, 4);
+    float *xs = bench_xmalloc((size_t)n_rows * K * 4), *ref = bench_xmalloc((size_t)n_rows * N * 4);
+    float *bare = bench_xmalloc((size_t)n_rows * N * 4), *zero = calloc((size_t)N, 4);
     for (int i = 0; i < n_rows; i++) {
         const int row = checked_seq(i, n_rows, R);
         for (int k = 0; k < K; k++) xs[(size_t)i * K + k] = half_to_float(x[(size_t)row * K + k]);
@@ -1510,18 +1512,18 @@ static bool check_gemm(ops_run *run, op_result *r, op_launch launch, const linea
 static int run_gemm(ops_run *run) {
     const ops_options *opt = run->opt;
     const int R = opt->rows, K = opt->embd, N = 4 * opt->embd;
-    uint16_t *x = xmalloc((size_t)R * K * 2), *w = xmalloc((size_t)N * K * 2);
-    uint16_t *bias = xmalloc((size_t)N * 2);
+    uint16_t *x = bench_xmalloc((size_t)R * K * 2), *w = bench_xmalloc((size_t)N * K * 2);
+    uint16_t *bias = bench_xmalloc((size_t)N * 2);
     fill_halves(x, (size_t)R * K, 1.0f, opt->seed, 50);
     fill_halves(w, (size_t)N * K, 1.0f, opt->seed, 51);
     fill_halves(bias, (size_t)N, 1.0f, opt->seed, 52);
-    float *wt = xmalloc((size_t)N * K * 4), *bf = floats_of(bias, (size_t)N);
+    float *wt = bench_xmalloc((size_t)N * K * 4), *bf = floats_of(bias, (size_t)N);
     for (int k = 0; k < K; k++)
         for (int n = 0; n < N; n++) wt[(size_t)k * N + n] = half_to_float(w[(size_t)n * K + k]);
-    linear_op op = {.ctx = run->gemm_ctx, .x = device_upload(x, (size_t)R * K * 2, "GEMM input"),
-                    .w = device_upload(w, (size_t)N * K * 2, "GEMM weights"),
-                    .bias = device_upload(bias, (size_t)N * 2, "GEMM bias"),
-                    .y = device_alloc((size_t)R * N * 2, "GEMM output"), .rows = R, .K = K, .N = N,
+    linear_op op = {.ctx = run->gemm_ctx, .x = bench_device_upload(x, (size_t)R * K * 2, "GEMM input"),
+                    .w = bench_device_upload(w, (size_t)N * K * 2, "GEMM weights"),
+                    .bias = bench_device_upload(bias, (size_t)N * 2, "GEMM bias"),
+                    .y = bench_device_alloc((size_t)R * N * 2, "GEMM output"), .rows = R, .K = K, .N = N,
                     .epilogue = LINEAR_GELU};
     const double fused_bytes = (double)R * K * 2 + (double)N * K * 2 + N * 2.0 + (double)R * N * 2;
     for (int v = 0; v < 2; v++) {
@@ -1531,12 +1533,109 @@ static int run_gemm(ops_run *run) {
         op_dim(r, "n", N);
         r->bytes = fused_bytes + (v == 0 ? 0.0 : 3.0 * R * N * 2 + N * 2.0);
         r->flops = 2.0 * R * K * N;
-        const op_launch launch = v == 0 ? launch_linear_op : launch_gemm_unfused;
+        const bench_op_launch launch = v == 0 ? launch_linear_op : launch_gemm_unfused;
         if (check_gemm(run, r, launch, &op, x, wt, bf)) measure(run, r, launch, &op);
     }
     const void *dev[] = {op.x, op.w, op.bias, op.y};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) CUDA_CHECK(cudaFree((void *)dev[i]));
     free(x), free(w), free(bias), free(wt), free(bf);
+    return 0;
+}
+
+/* ---- sampling ---- */
+
+#define SAMPLE_TEMPERATURE 0.8f
+#define SAMPLE_TOP_K 50
+#define SAMPLE_TOP_P 0.95f
+#define GPT2_VOCAB 50257
+
+typedef struct {
+    int32_t *ids;            /* [rows] */
+    const float *logits;     /* [rows, V] */
+    const float *uniforms;   /* [rows] */
+    float *probs;            /* [rows, V] launch_sample's scratch: the logits stay as they are */
+    int rows, V;
+} sample_op;
+
+static void launch_argmax_op(const void *o, cudaStream_t s) {
+    const sample_op *op = o;
+    launch_argmax(op->ids, op->logits, op->rows, op->V, s);
+}
+
+static void launch_sample_op(const void *o, cudaStream_t s) {
+    const sample_op *op = o;
+    launch_sample(op->ids, op->logits, op->uniforms, op->probs, op->rows, op->V,
+                  SAMPLE_TEMPERATURE, SAMPLE_TOP_K, SAMPLE_TOP_P, s);
+}
+
+/* The vocabulary the sampling runs over: the LM head's (GPT-2's without one). */
+static int sample_vocab(const ops_options *opt) {
+    return opt->lm_head.n > 0 ? opt->lm_head.n : GPT2_VOCAB;
+}
+
+/*
+ * Every row's id, exactly: against sampler_argmax (greedy), or against sampler_pick with the
+ * same uniform (a uniform within ~1e-6 of a boundary of the cumulative distribution could round
+ * the other way, kernels.h says: at these settings a chance of about 1e-4 per row).
+ */
+static bool check_sample(ops_run *run, op_result *r, bench_op_launch launch, const sample_op *op,
+                         const float *logits /* [rows, V] */, const float *uniforms /* [rows] */,
+                         sampler *smp) {
+    CUDA_CHECK(cudaMemset(op->ids, POISON_BYTE, (size_t)op->rows * sizeof *op->ids));
+    run_once(run, launch, op);
+    int32_t *ids = bench_xmalloc((size_t)op->rows * sizeof *ids);
+    download(ids, op->ids, (size_t)op->rows * sizeof *ids);
+    if (run->opt->corrupt == GROUP_SAMPLE) ids[0] = (ids[0] + 1) % op->V;
+    const bool draw = launch == launch_sample_op;
+    tally t = {0};
+    for (int row = 0; row < op->rows; row++) {
+        const float *l = logits + (size_t)row * op->V;
+        const int32_t want = draw ? sampler_pick(smp, l, uniforms[row]) : sampler_argmax(l, op->V);
+        tally_exact(&t, ids[row] == want);
+    }
+    free(ids);
+    return finish_check(run, r, &t, draw ? "every row's id against sampler_pick (same uniforms)"
+                                         : "every row's id against sampler_argmax");
+}
+
+/*
+ * Bytes: the logits read once (rows V 4) and the ids written (rows 4), plus the uniforms for a
+ * draw (rows 4): the least any sampler moves; launch_sample's passes over its probabilities
+ * scratch are not counted.
+ */
+static int run_sample(ops_run *run) {
+    const ops_options *opt = run->opt;
+    const int V = sample_vocab(opt), max_rows = max_of(opt->batches, opt->n_batches);
+    const size_t n = (size_t)max_rows * V;
+    const sampler_params params = {.temperature = SAMPLE_TEMPERATURE, .top_k = SAMPLE_TOP_K,
+                                   .top_p = SAMPLE_TOP_P, .seed = opt->seed};
+    sampler smp;
+    if (sampler_create(&smp, V, params) != 0) return cli_error(CMD, "out of host memory");
+    uint16_t *halves = bench_xmalloc(n * sizeof *halves);
+    fill_halves(halves, n, 4.0f, opt->seed, 60);
+    float *logits = floats_of(halves, n), *uniforms = bench_xmalloc((size_t)max_rows * 4);
+    const uint64_t state = chunk_state(opt->seed, 61, 0);
+    for (int i = 0; i < max_rows; i++) uniforms[i] = uniform_at(state, (size_t)i);
+    sample_op op = {.ids = bench_device_alloc((size_t)max_rows * 4, "sampled ids"),
+                    .logits = bench_device_upload(logits, n * 4, "logits"),
+                    .uniforms = bench_device_upload(uniforms, (size_t)max_rows * 4, "uniforms"),
+                    .probs = bench_device_alloc(n * 4, "sampling scratch"), .V = V};
+    for (int i = 0; i < opt->n_batches; i++) {
+        op.rows = opt->batches[i];
+        for (int v = 0; v < 2; v++) {
+            op_result *r = new_op(run, GROUP_SAMPLE, v == 0 ? "argmax" : "top_k_top_p");
+            op_dim(r, "rows", op.rows);
+            op_dim(r, "v", V);
+            r->bytes = (double)op.rows * V * 4 + op.rows * (v == 0 ? 4.0 : 8.0);
+            const bench_op_launch launch = v == 0 ? launch_argmax_op : launch_sample_op;
+            if (check_sample(run, r, launch, &op, logits, uniforms, &smp))
+                measure(run, r, launch, &op);
+        }
+    }
+    const void *dev[] = {op.ids, op.logits, op.uniforms, op.probs};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) CUDA_CHECK(cudaFree((void *)dev[i]));
+    free(halves), free(logits), free(uniforms);
+    sampler_destroy(&smp);
     return 0;
 }
 
@@ -1659,17 +1758,6 @@ static void print_table(const ops_run *run) {
 
 /* ---- the result JSON ---- */
 
-static void write_seed(result_writer *w, unsigned long long seed) {
-    if (seed <= (unsigned long long)LLONG_MAX) result_int(w, (long long)seed);
-    else result_number(w, (double)seed);
-}
-
-static void write_int_array(result_writer *w, const int *values, int n) {
-    result_begin_array(w);
-    for (int i = 0; i < n; i++) result_int(w, values[i]);
-    result_end_array(w);
-}
-
 static void write_op(result_writer *w, const ops_run *run, const op_result *r, bool with_group) {
     result_begin_object(w);
     if (with_group) result_member_string(w, "group", group_names[r->group]);
@@ -1770,7 +1858,7 @@ static void attention_latency_chart(result_writer *w, const chart_context *cc, i
     result_key(w, "y_log");
     result_bool(w, true);
     result_key(w, "x_ticks");
-    write_int_array(w, contexts, n);
+    bench_write_int_array(w, contexts, n);
     result_key(w, "series");
     result_begin_array(w);
     static const char *const names[N_ATTN] = {"fp16 KV", "int8 KV, fused (dequantized in "
@@ -1780,7 +1868,7 @@ static void attention_latency_chart(result_writer *w, const chart_context *cc, i
         result_begin_object(w);
         result_member_string(w, "name", names[v]);
         result_key(w, "x");
-        write_int_array(w, contexts, n);
+        bench_write_int_array(w, contexts, n);
         result_key(w, "y");
         result_begin_array(w);
         for (int i = 0; i < n; i++) {
@@ -2008,6 +2096,50 @@ static void gemv_chart(result_writer *w, const chart_context *cc) {
     result_end_object(w);
 }
 
+/* Sampling: us per launch by rows, argmax beside the top-k/top-p draw. */
+static void sample_chart(result_writer *w, const chart_context *cc) {
+    const ops_run *run = cc->run;
+    const ops_options *opt = run->opt;
+    char title[128];
+    snprintf(title, sizeof title, "sampling the next id from fp32 logits, V = %d",
+             sample_vocab(opt));
+    chart_begin_cc(w, cc, "bench_ops_sampling.png", "bar", title,
+                   "rows of logits (sequences in the decode step)",
+                   "median us per launch (log scale)");
+    result_key(w, "categories");
+    result_begin_array(w);
+    for (int i = 0; i < opt->n_batches; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d", opt->batches[i]);
+        result_string(w, name);
+    }
+    result_end_array(w);
+    static const char *const variants[2] = {"argmax", "top_k_top_p"};
+    static const char *const names[2] = {"launch_argmax (greedy)",
+                                         "launch_sample (temperature 0.8, top-k 50, top-p 0.95)"};
+    result_key(w, "series");
+    result_begin_array(w);
+    for (int v = 0; v < 2; v++) {
+        result_begin_object(w);
+        result_member_string(w, "name", names[v]);
+        result_key(w, "y");
+        result_begin_array(w);
+        for (int i = 0; i < opt->n_batches; i++) {
+            char key[96];
+            snprintf(key, sizeof key, "rows %d, v %d", opt->batches[i], sample_vocab(opt));
+            result_number(w, op_us(find_op(run, GROUP_SAMPLE, key, variants[v])));
+        }
+        result_end_array(w);
+        result_end_object(w);
+    }
+    result_end_array(w);
+    result_key(w, "y_log");
+    result_bool(w, true);
+    result_key(w, "value_labels");
+    result_bool(w, opt->n_batches <= 8);
+    result_end_object(w);
+}
+
 static void write_charts(result_writer *w, const ops_run *run) {
     const ops_options *opt = run->opt;
     chart_context cc = {.run = run};
@@ -2025,6 +2157,7 @@ static void write_charts(result_writer *w, const ops_run *run) {
                                 2.5, "issue 13 target at batch >= 32, context >= 512: 2.5x");
     }
     if (opt->run_group[GROUP_GEMV]) gemv_chart(w, &cc);
+    if (opt->run_group[GROUP_SAMPLE]) sample_chart(w, &cc);
     int n_summary;
     {
         summary_op scratch[16];
@@ -2069,7 +2202,7 @@ static void write_result(result_writer *w, const ops_run *run, int argc, char **
     result_member_int(w, "flush_bytes", (long long)run->timer.flush_bytes);
     result_member_string(w, "clock", "CUDA events around each graph replay");
     result_key(w, "seed");
-    write_seed(w, opt->seed);
+    bench_write_seed(w, opt->seed);
     result_key(w, "groups");
     result_begin_array(w);
     for (int g = 0; g < N_GROUPS; g++)
@@ -2078,15 +2211,15 @@ static void write_result(result_writer *w, const ops_run *run, int argc, char **
     result_member_int(w, "n_head", opt->n_head);
     result_member_int(w, "block_size", BLOCK_SIZE);
     result_key(w, "contexts");
-    write_int_array(w, opt->contexts, opt->n_contexts);
+    bench_write_int_array(w, opt->contexts, opt->n_contexts);
     result_member_int(w, "long_context", opt->long_context);
     result_key(w, "batches");
-    write_int_array(w, opt->batches, opt->n_batches);
+    bench_write_int_array(w, opt->batches, opt->n_batches);
     result_member_int(w, "check_seqs", opt->check_seqs);
     result_member_int(w, "embd", opt->embd);
     result_member_int(w, "rows", opt->rows);
     result_key(w, "gemv_rows");
-    write_int_array(w, opt->gemv_rows, opt->n_gemv_rows);
+    bench_write_int_array(w, opt->gemv_rows, opt->n_gemv_rows);
     result_key(w, "model_config");
     if (opt->model_config) result_string(w, opt->model_config);
     else result_null(w);
@@ -2114,41 +2247,31 @@ static void write_result(result_writer *w, const ops_run *run, int argc, char **
     result_end_object(w);
 }
 
-static int save_outputs(const ops_run *run, int argc, char **argv) {
-    const size_t len = strlen(run->opt->out_dir) + sizeof RESULT_FILE + 1;
-    char *path = xmalloc(len);
-    snprintf(path, len, "%s/%s", run->opt->out_dir, RESULT_FILE);
-    FILE *f = fopen(path, "w");
-    int rc = 0;
-    if (!f) {
-        rc = cli_error(CMD, "%s: %s", path, strerror(errno));
-    } else {
-        result_writer w;
-        result_writer_init(&w, f);
-        write_result(&w, run, argc, argv);
-        int wrc = result_writer_finish(&w);
-        if (fclose(f) != 0) wrc = -1;
-        if (wrc != 0) rc = cli_error(CMD, "%s: cannot write the result", path);
-    }
-    if (rc == 0) printf("%s\n", path);
-    if (rc == 0) rc = bench_draw_saved_charts(path, run->opt->out_dir);
-    free(path);
-    return rc;
+/* What write_result needs, as bench_save_result passes it. */
+typedef struct {
+    const ops_run *run;
+    int argc;
+    char **argv;
+} ops_output;
+
+static void write_output(result_writer *w, const void *ctx) {
+    const ops_output *o = ctx;
+    write_result(w, o->run, o->argc, o->argv);
 }
 
 /* ---- bench ops ---- */
 
-static void timer_create(bench_timer *t, const ops_options *opt) {
+void bench_timer_create(bench_timer *t, int warmup, int repeats) {
     int device = 0;
     struct cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDevice(&device));
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     t->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : (size_t)64 << 20;
     t->flush_bytes = 2 * t->l2_bytes < FLUSH_CAP_BYTES ? 2 * t->l2_bytes : FLUSH_CAP_BYTES;
-    t->flush = device_alloc(t->flush_bytes, "the L2 flush");
-    t->warmup = opt->warmup;
-    t->repeats = opt->repeats;
-    t->scratch = xmalloc((size_t)opt->repeats * sizeof *t->scratch);
+    t->flush = bench_device_alloc(t->flush_bytes, "the L2 flush");
+    t->warmup = warmup;
+    t->repeats = repeats;
+    t->scratch = bench_xmalloc((size_t)repeats * sizeof *t->scratch);
     /*
      * A blocking stream: the set-up's cudaMemcpy and cudaMemset run on the legacy stream, and
      * every launch here must see them done (a non-blocking stream would race them).
@@ -2158,7 +2281,7 @@ static void timer_create(bench_timer *t, const ops_options *opt) {
     CUDA_CHECK(cudaEventCreate(&t->stop));
 }
 
-static void timer_destroy(bench_timer *t) {
+void bench_timer_destroy(bench_timer *t) {
     CUDA_CHECK(cudaEventDestroy(t->start));
     CUDA_CHECK(cudaEventDestroy(t->stop));
     CUDA_CHECK(cudaStreamDestroy(t->stream));
@@ -2175,7 +2298,7 @@ int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv) {
     if (opt.out_dir && cli_make_folders(opt.out_dir) != 0)
         return cli_error(CMD, "cannot create %s: %s", opt.out_dir, strerror(errno));
     ops_run run = {.opt = &opt};
-    timer_create(&run.timer, &opt);
+    bench_timer_create(&run.timer, opt.warmup, opt.repeats);
     run.device = bench_read_device();
     run.gemm_ctx = gemm_context_create();
     if (!run.gemm_ctx) return cli_error(CMD, "out of memory");
@@ -2187,7 +2310,7 @@ int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv) {
     measure_copy_ceiling(&run);
     measure_gemm_ceiling(&run);
     int (*const runners[N_GROUPS])(ops_run *) = {run_attention, run_kv_write, run_gemv,
-                                                 run_layernorm, run_gemm};
+                                                 run_layernorm, run_gemm, run_sample};
     for (int g = 0; rc == 0 && g < N_GROUPS; g++) {
         if (!opt.run_group[g]) continue;
         fprintf(stderr, "gpt2 %s: %s\n", CMD, group_titles[g]);
@@ -2195,7 +2318,8 @@ int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv) {
     }
     if (rc == 0) {
         print_table(&run);
-        if (opt.out_dir) rc = save_outputs(&run, record_argc, record_argv);
+        const ops_output out = {&run, record_argc, record_argv};
+        if (opt.out_dir) rc = bench_save_result(opt.out_dir, RESULT_FILE, write_output, &out);
         if (rc == 0 && run.failures)
             rc = cli_error(CMD, "%d variant%s failed the check against the CPU reference (see "
                            "above); they were not timed", run.failures,
@@ -2206,6 +2330,6 @@ int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv) {
     free(run.copy.samples_us);
     free(run.gemm.samples_us);
     gemm_context_destroy(run.gemm_ctx);
-    timer_destroy(&run.timer);
+    bench_timer_destroy(&run.timer);
     return rc;
 }

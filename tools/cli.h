@@ -93,8 +93,9 @@ typedef struct {
 bool cli_kv_policy_flag(cli_args *args, cli_kv_policy_flags *flags);
 #define CLI_KV_POLICY_HELP                                                                    \
     "  --kv-policy P      which tokens the KV cache keeps: full (default), window:W,\n"         \
-    "                     sinks:S,window:W, pyramid:r0,r1,.. (cpu backend for now; h2o,\n"      \
-    "                     minicache and share are not implemented yet)\n"                      \
+    "                     sinks:S,window:W, h2o:H,window:W, pyramid:r0,r1,.., minicache:L0,\n"  \
+    "                     share:L0[,qalign] (cache/kv_policy.h); cuda runs all but h2o and\n"   \
+    "                     minicache, which run on the cpu backend\n"                           \
     "  --kv-budget N      the tokens pyramid's ratios scale (default: the model's context)\n"
 
 /* The CUDA engine's flags that every model command takes: --unfused and --device. */

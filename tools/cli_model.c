@@ -132,15 +132,12 @@ int cli_model_set_kv_policy(const char *cmd, cli_model *model, const cli_kv_poli
     if (model->backend == BACKEND_CPU)
         return cpu_model_set_kv_policy(&model->cpu, &flags->policy, budget, err, sizeof err) == 0
                    ? 0 : cli_error(cmd, "%s", err);
-    if (flags->policy.kind == KV_POLICY_FULL) return 0;
-    char name[64];
-    kv_policy_format(&flags->policy, name, sizeof name);
-    return cli_error(cmd, "--kv-policy %s runs on the cpu backend for now (--backend cpu); the "
-                          "cuda pool keeps every token", name);
+    return cuda_model_set_kv_policy(&model->cuda, &flags->policy, budget, err, sizeof err) == 0
+               ? 0 : cli_error(cmd, "%s", err);
 }
 
 perplexity_forward_fn cli_model_sequence_fn(const cli_model *model) {
-    return model->backend == BACKEND_CPU ? cpu_model_forward_decoded : cuda_model_forward_sequence;
+    return model->backend == BACKEND_CPU ? cpu_model_forward_decoded : cuda_model_forward_decoded;
 }
 
 void *cli_model_handle(cli_model *model) {

@@ -76,9 +76,9 @@ int cli_model_next_id(cli_model *model, const int32_t *tokens, int n, sampler *s
                       float *logits_scratch, int32_t *id, char *err, size_t err_len);
 
 /*
- * Sets the KV policy of the model (flags from cli_kv_policy_flag). The cpu backend runs what
- * cpu_model_set_kv_policy runs; on cuda only full for now. Returns 0, or 1 after printing the
- * error.
+ * Sets the KV policy of the model (flags from cli_kv_policy_flag): cpu_model_set_kv_policy or
+ * cuda_model_set_kv_policy, whose refusals (minicache on cuda, say) print as the command's
+ * error. Returns 0, or 1 after printing the error.
  */
 int cli_model_set_kv_policy(const char *cmd, cli_model *model, const cli_kv_policy_flags *flags);
 

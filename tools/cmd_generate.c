@@ -61,6 +61,8 @@ static void print_help(void) {
          CLI_BACKEND_HELP
          CLI_KV_HELP
          CLI_KV_POLICY_HELP
+         "                     window and sinks generate past the model's context: each time it\n"
+         "                     fills, the kept tokens are prefilled again at positions from 0\n"
          "  --kv-mem BYTES     cuda: the paged KV pool's budget, e.g. 512K or 64M (K, M, G: powers\n"
          "                     of 1024; default: half the free GPU memory); at most what one context\n"
          "                     (--prompts: --max-seqs of them) fills is allocated; too small for the\n"
@@ -141,6 +143,8 @@ typedef struct {
     double prefill_seconds;    /* the prompt's forward pass and the first draw */
     double first_token_seconds; /* prefill + first sample: time to first token (samples > 0) */
     double decode_seconds;     /* from the first sample to the last */
+    int restarts;              /* times the context filled and its kept tokens were re-prefilled */
+    double restart_seconds;    /* the time those re-prefills took (inside decode_seconds) */
 } generation;
 
 /* Streams bytes to stdout, or keeps them for --json. Returns 0, or 1 after printing the error. */
@@ -161,20 +165,54 @@ static int emit(const generate_options *opt, generation *gen, const char *bytes,
 }
 
 /*
+ * Past the context (window policies): the tokens the cache keeps, the first S and the last W,
+ * how many of each a restart keeps; false for the policies that cannot run past n_positions.
+ */
+static bool restart_keeps(const kv_policy *p, int *sinks, int *window) {
+    if (p->kind != KV_POLICY_WINDOW && p->kind != KV_POLICY_SINKS) return false;
+    *sinks = p->kind == KV_POLICY_SINKS ? p->sinks : 0;
+    *window = p->window;
+    return true;
+}
+
+/*
+ * The context has outgrown the model's positions: it becomes the tokens the policy keeps, the
+ * first S and the last W (the new token among them), which the next call prefills afresh at
+ * positions 0 .. S + W - 1. GPT-2's positions are learned and absolute, so kept tokens cannot
+ * keep theirs past n_positions: this re-embeds them, one prefill of S + W tokens every
+ * n_positions - (S + W) generated tokens.
+ */
+static void restart_context(const generate_options *opt, cli_model *model, token_ids *context) {
+    int sinks = 0, window = 0;
+    restart_keeps(&opt->policy.policy, &sinks, &window);
+    memmove(context->ids + sinks, context->ids + context->len - window,
+            (size_t)window * sizeof *context->ids);
+    context->len = (size_t)(sinks + window);
+    cli_model_reset(model);
+}
+
+/*
  * Step i draws generated token i: it appends the token drawn last (i > 0) to the context (the
  * prompt and the tokens drawn so far) and runs the prompt at step 0, then that one token on top
- * of the cache; with --no-kv-cache, the whole context again from a fresh sequence.
+ * of the cache; with --no-kv-cache, the whole context again from a fresh sequence; past the
+ * model's context (window policies), the kept tokens again at fresh positions.
  * Returns 0, or 1 after printing the error.
  */
 static int draw_step(const generate_options *opt, cli_model *model, token_ids *context, int step,
-                     sampler *smp, float *logits, int32_t *id, size_t generated) {
+                     sampler *smp, float *logits, int32_t *id, generation *gen) {
     char err[GPT2_ERR_LEN];
+    const size_t generated = gen->generated.len;
     if (step > 0 && token_ids_push(context, *id) != 0)
         return cli_error("generate", "out of memory after %zu tokens", generated);
-    const int n = (int)context->len, first = opt->no_kv_cache || step == 0 ? 0 : n - 1;
+    const double start = cli_now();
+    const bool restart = context->len > (size_t)model->config.n_positions;
+    if (restart) restart_context(opt, model, context);
+    const int n = (int)context->len, first = opt->no_kv_cache || step == 0 || restart ? 0 : n - 1;
     if (opt->no_kv_cache) cli_model_reset(model);
-    if (cli_model_next_id(model, context->ids + first, n - first, smp, logits, id, err, sizeof err) == 0)
+    if (cli_model_next_id(model, context->ids + first, n - first, smp, logits, id, err, sizeof err) == 0) {
+        if (restart) gen->restarts++, gen->restart_seconds += cli_now() - start;
         return 0;
+    }
     return cli_error("generate", "step %d: %s; stopped after %zu generated tokens", step, err,
                      generated);
 }
@@ -204,11 +242,10 @@ static int run_generation(const generate_options *opt, const tokenizer *tok, cli
     tokenizer_stream stream = {0};
     double start = cli_now(), first_sample = start, last_sample = start;
     int32_t id = -1; /* each forward call also draws the next id: on the device for cuda */
-    int rc = draw_step(opt, model, &context, 0, &smp, logits, &id, 0); /* 1: failed, printed */
+    int rc = draw_step(opt, model, &context, 0, &smp, logits, &id, gen); /* 1: failed, printed */
     gen->prefill_seconds = cli_now() - start;
     for (int i = 0; rc == 0 && i < opt->n_new; i++) {
-        if (i > 0 && (rc = draw_step(opt, model, &context, i, &smp, logits, &id,
-                                     gen->generated.len)) != 0)
+        if (i > 0 && (rc = draw_step(opt, model, &context, i, &smp, logits, &id, gen)) != 0)
             break;
         last_sample = cli_now();
         if (gen->samples++ == 0) first_sample = last_sample;
@@ -261,9 +298,10 @@ static void print_stats(const generate_options *opt, const cli_model *model, con
     if (opt->json) {
         printf("{\"backend\":\"%s\",\"kv\":\"%s\",\"kv_cache\":%s,\"decode_graph\":%s,"
                "\"seed\":%llu,\"prompt_tokens\":%zu,\"generated_tokens\":%zu,\"prefill_ms\":%.3f,"
-               "\"time_to_first_token_ms\":", backend, kv, opt->no_kv_cache ? "false" : "true",
+               "\"context_restarts\":%d,\"restart_ms\":%.3f,\"time_to_first_token_ms\":", backend, kv, opt->no_kv_cache ? "false" : "true",
                graph ? "true" : "false", (unsigned long long)opt->sampling.seed, gen->prompt.len,
-               gen->generated.len, 1e3 * gen->prefill_seconds);
+               gen->generated.len, 1e3 * gen->prefill_seconds, gen->restarts,
+               1e3 * gen->restart_seconds);
         print_json_number("%.3f", first_token_ms);
         fputs(",\"prefill_tok_per_s\":", stdout);
         print_json_number("%.1f", prefill_rate);
@@ -290,6 +328,9 @@ static void print_stats(const generate_options *opt, const cli_model *model, con
     fprintf(stderr, ", seed %llu, backend %s, kv %s%s%s\n", (unsigned long long)opt->sampling.seed,
             backend, kv, opt->no_kv_cache ? ", no kv cache" : "",
             model->backend == BACKEND_CUDA && opt->no_graph ? ", eager decode" : "");
+    if (gen->restarts > 0)
+        fprintf(stderr, "gpt2: the context filled %d times: its kept tokens re-prefilled in %.2f ms "
+                "in all\n", gen->restarts, 1e3 * gen->restart_seconds);
 }
 
 /* Encodes the prompt; an empty prompt starts from <|endoftext|>, as GPT-2 was trained. */
@@ -313,10 +354,18 @@ static int check_prompt(const generate_options *opt, const cli_model *model, con
         if (gen->prompt.ids[i] >= c->vocab_size)
             return cli_error("generate", "prompt token id %d is outside this model's vocabulary of %d",
                              gen->prompt.ids[i], c->vocab_size);
-    if (gen->prompt.len + (size_t)opt->n_new > (size_t)c->n_positions)
+    int sinks, window;
+    const bool restarts = restart_keeps(&opt->policy.policy, &sinks, &window);
+    const bool past = gen->prompt.len + (size_t)opt->n_new > (size_t)c->n_positions;
+    if (past && (!restarts || gen->prompt.len > (size_t)c->n_positions))
         return cli_error("generate", "prompt (%zu tokens) + -n %d exceeds the model's context of %d "
-                         "tokens", gen->prompt.len, opt->n_new, c->n_positions);
-    const size_t forwarded = gen->prompt.len + (opt->n_new > 0 ? (size_t)opt->n_new - 1 : 0);
+                         "tokens%s", gen->prompt.len, opt->n_new, c->n_positions,
+                         restarts ? "" : " (the window and sinks KV policies run past it)");
+    if (past && sinks + window >= c->n_positions)
+        return cli_error("generate", "--kv-policy keeps %d tokens, not fewer than the model's "
+                         "context of %d, so it cannot run past it", sinks + window, c->n_positions);
+    size_t forwarded = gen->prompt.len + (opt->n_new > 0 ? (size_t)opt->n_new - 1 : 0);
+    if (forwarded > (size_t)c->n_positions) forwarded = (size_t)c->n_positions;
     return cli_model_check_kv("generate", model, forwarded);
 }
 

@@ -92,7 +92,8 @@ typedef struct {
 static int run_window(kv_comparison_run *run, bool test, const int32_t *ids, int len, float *logits,
                       char *err, size_t err_len) {
     cli_model *model = run->baseline.backend == BACKEND_CUDA && test ? &run->test : &run->baseline;
-    if (model->backend == BACKEND_CUDA) return cuda_model_forward_sequence(&model->cuda, ids, len, logits, err, err_len);
+    if (model->backend == BACKEND_CUDA) /* the engine under test holds the policy */
+        return cuda_model_forward_decoded(&model->cuda, ids, len, logits, err, err_len);
     cpu_model_set_kv_format(&model->cpu, test ? run->test_format : run->baseline_format);
     if (cli_model_set_kv_policy("kvcompare", model, test ? &run->test_policy : &run->full) != 0)
         return snprintf(err, err_len, "the KV policy was refused"), -1;
@@ -207,7 +208,8 @@ int cmd_kvcompare(int argc, char **argv) {
     kv_comparison_run run = {.baseline_format = opt.baseline, .test_format = opt.kv,
                              .full = {.policy = {.kind = KV_POLICY_FULL}}, .test_policy = opt.policy};
     if (load_models(&opt, model_dir, &run) != 0) return 1;
-    if (cli_model_set_kv_policy("kvcompare", &run.baseline, &opt.policy) != 0) {
+    if (cli_model_set_kv_policy("kvcompare", opt.backend == BACKEND_CUDA ? &run.test : &run.baseline,
+                                &opt.policy) != 0) {
         cli_model_destroy(&run.baseline);
         if (opt.backend == BACKEND_CUDA) cli_model_destroy(&run.test);
         return 1;

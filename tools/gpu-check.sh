@@ -5,9 +5,13 @@
 #   then the engine end to end: a greedy generate on weights/default, `gpt2 logits` on cuda
 #   against HF's golden logits and the CPU backend on the fixtures (tiny, and the synthetic
 #   gpt2-124M shape), a short decode benchmark (`gpt2 bench e2e`, batch 1 and 64, random
-#   weights at the 124M and 1558M shapes; JSON and charts in $OUT/bench-*), the kernels side
-#   by side (`gpt2 bench ops` at its defaults: JSON and charts in $OUT/bench-ops), and the KV
-#   pool's capacity confirmed by allocation (`gpt2 bench kv --allocate`, $OUT/bench-kv).
+#   weights at the 124M and 1558M shapes, with the phases and no cache against the KV cache;
+#   JSON and charts in $OUT/bench-*), the kernels side by side (`gpt2 bench ops` at its
+#   defaults: JSON and charts in $OUT/bench-ops), the KV pool's capacity confirmed by allocation
+#   (`gpt2 bench kv --allocate`, $OUT/bench-kv), then fp16 against int8 fused and unfused end to
+#   end (`bench e2e --compare-kv`), the peers beside bench e2e (tools/bench_peers.py, PyTorch)
+#   and the roofline at both shapes (`gpt2 bench roofline`), and every KV policy in the pool on
+#   the default model (`gpt2 bench policies --backend cuda`).
 # Logs go to $OUT (or ./gpu-check-logs); with $OUT they end up packed in
 # $OUT/gpu-check-logs.tar.gz beside $OUT/summary.txt. The summary is the last thing printed.
 # The end-to-end steps are skipped (SKIP in the summary) when the steps before them have used
@@ -118,17 +122,26 @@ PY
   return $rc
 }
 
-# bench_summary NAME: one summary line from $out/NAME/bench_e2e.json.
+# bench_summary NAME [FILE]: a summary line per variant from $out/NAME/FILE (bench_e2e.json).
 bench_summary() {
-  python3 - "$out/$1/bench_e2e.json" <<'PY' 2>/dev/null || echo "(no $out/$1/bench_e2e.json)"
+  local file="$out/$1/${2:-bench_e2e.json}"
+  python3 - "$file" <<'PY' 2>/dev/null || echo "(no $file)"
 import json, sys
 r = json.load(open(sys.argv[1]))
-parts = [f"TTFT {r['ttft']['median_ms']:.2f} ms"]
-for d in r["decode"]:
-    parts.append(f"batch {d['batch']}: {d['median_step_us']:.1f} us/step "
-                 f"(p90 {d['p90_step_us']:.1f}), {d['us_per_token']:.2f} us/token, "
-                 f"{d['tok_per_s']:.0f} tok/s")
-print("; ".join(parts))
+lines = []
+for v in r["variants"]:
+    parts = [f"{v['name']}: TTFT {v['ttft']['median_ms']:.2f} ms"]
+    if v["tpot"]["median_us"] is not None:
+        parts.append(f"TPOT {v['tpot']['median_us']:.1f} us")
+    for d in v["decode"]:
+        parts.append(f"batch {d['batch']}: {d['median_step_us']:.1f} us/step "
+                     f"(p90 {d['p90_step_us']:.1f}), {d['us_per_token']:.2f} us/token, "
+                     f"{d['tok_per_s']:.0f} tok/s")
+    if v.get("cache"):
+        parts.append("KV cache speedup " + ", ".join(
+            f"T {x['tokens']}: {x['speedup']:.1f}x" for x in v["cache"]["totals"]))
+    lines.append("; ".join(parts))
+print("\n      ".join(lines))
 PY
 }
 
@@ -136,10 +149,13 @@ gpt2="$build/gpt2"
 step_within 30 generate "$gpt2" generate --backend cuda --greedy -n 32 -p "The LORD is my shepherd;"
 step_within 30 logits-tiny check_logits tiny
 step_within 45 logits-gpt2-124M check_logits gpt2-124M
+# The no-cache run prefills every prefix: 1 + 2 + .. + T tokens (T 256 at 124M, 64 at 1558M).
 for shape in 124M 1558M; do
-  need=$([ "$shape" = 1558M ] && echo 150 || echo 45)
+  need=$([ "$shape" = 1558M ] && echo 160 || echo 50)
+  tokens=$([ "$shape" = 1558M ] && echo 16,64 || echo 16,64,256)
   if step_within "$need" "bench-$shape" "$gpt2" bench e2e --model-config "$shape" --batch 1,64 \
-      --context 128 --steps 32 --warmup 4 -o "$out/bench-$shape"; then
+      --context 128 --steps 32 --warmup 4 --phase-steps 8 --cache-tokens "$tokens" \
+      --cache-runs 1 -o "$out/bench-$shape"; then
     summary+=("      $shape: $(bench_summary "bench-$shape")")
   fi
 done
@@ -148,7 +164,8 @@ done
 # batch 64, context 1024; 1000 prompt tokens + 18 decoded stay within the 1024 positions).
 for kv in fp16 int8; do
   if step_within 45 "bench-124M-ctx1000-$kv" "$gpt2" bench e2e --model-config 124M --batch 64 \
-      --context 1000 --steps 16 --warmup 2 --ttft-runs 1 --kv "$kv" -o "$out/bench-124M-ctx1000-$kv"; then
+      --context 1000 --steps 16 --warmup 2 --ttft-runs 1 --phase-steps 0 --cache-runs 0 \
+      --kv "$kv" -o "$out/bench-124M-ctx1000-$kv"; then
     summary+=("      124M context 1000 $kv: $(bench_summary "bench-124M-ctx1000-$kv")")
   fi
 done
@@ -181,6 +198,39 @@ if [ -f "$out/bench-ops/bench_ops.json" ]; then summary+=("      ops: $(bench_op
 # KV capacity from the allocator at the 124M shape, each format's pool then allocated on the GPU
 # (1 GiB budget, zero weights) and every capacity confirmed in it; fails if one is not.
 step_within 20 bench-kv "$gpt2" bench kv --model-config 124M --allocate -o "$out/bench-kv"
+
+# fp16 against int8 fused and int8 unfused end to end, the phases of each (124M, batch 1 and 64,
+# context 512 so that KV reads weigh in; no cache comparison).
+if step_within 40 bench-124M-compare-kv "$gpt2" bench e2e --model-config 124M --batch 1,64 \
+    --context 512 --steps 16 --warmup 2 --ttft-runs 2 --phase-steps 4 --cache-runs 0 \
+    --compare-kv -o "$out/bench-124M-compare-kv"; then
+  summary+=("      $(bench_summary bench-124M-compare-kv)")
+fi
+
+# The peers at bench e2e's shapes (HF transformers eager, PyTorch static KV + CUDA graph), drawn
+# beside ours: `gpt2 plot $out/peers-SHAPE/bench_peers.json` draws their charts.
+for shape in 124M 1558M; do
+  need=$([ "$shape" = 1558M ] && echo 90 || echo 45)
+  if step_within "$need" "peers-$shape" python3 tools/bench_peers.py --model-config "$shape" \
+      --batch 1,64 --context 128 --steps 32 --warmup 4 --ours "$out/bench-$shape/bench_e2e.json" \
+      -o "$out/peers-$shape"; then
+    step_within 10 "peers-$shape-charts" "$gpt2" plot "$out/peers-$shape/bench_peers.json" \
+      -o "$out/peers-$shape"
+    summary+=("      peers $shape: $(bench_summary "peers-$shape" bench_peers.json)")
+  fi
+done
+
+# Each kernel of a decode step (batch 1, context 512) and a prefill (512 rows) against the
+# ceilings, at both shapes.
+for shape in 124M 1558M; do
+  step_within 25 "roofline-$shape" "$gpt2" bench roofline --model-config "$shape" \
+    -o "$out/roofline-$shape"
+done
+
+# Every KV policy in the CUDA pool on the default model (quality, pages held, decode tok/s per
+# policy over the whole context): 4,000 bytes of held-out text, budgets 25% and 50%.
+step_within 60 bench-policies "$gpt2" bench policies -m weights/default --backend cuda --bytes 4000 \
+  --budgets 25,50 -o "$out/bench-policies"
 
 # The device tool brings back at most 8 files from $OUT: everything goes into one archive, beside
 # the summary.

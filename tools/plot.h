@@ -24,6 +24,8 @@
  *     "categories": ["prefill", "attention", ...]
  *     "series": [{"name": "fused", "y": [...]}, ...]    one y per category
  *     "y_log", "y_ticks", "reference_lines" as for "line"; "value_labels": bool (print values)
+ *     "stacked": bool: the series' bars of a category stacked, series 0 at the bottom, instead
+ *                of side by side (a linear axis, no value labels; values < 0 are left out)
  *
  *   "heatmap" (row 0 at the top):
  *     "matrix": [[...], [...], ...]   rows of equal length
@@ -99,6 +101,7 @@ typedef struct {
     const char *const *categories;
     size_t n_categories;
     bool value_labels;
+    bool stacked; /* one bar per category, the series stacked on it */
 
     /* heatmap */
     const double *matrix; /* [rows * cols], row-major, row 0 drawn at the top */

@@ -1,4 +1,4 @@
-/* Grouped bar charts: one bar per series in each category. */
+/* Bar charts: one bar per series in each category, side by side, or stacked on one bar. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -118,10 +118,25 @@ static double first_label_room(const plot_frame *f, const plot_xy_axes *a,
     return (PLOT_MARGIN / 2 + reach - 4 - a->area.x1 * half_slot) / (1 - half_slot) + 1;
 }
 
+/* A stacked bar's segment of series s in category k: its value, 0 when it has none. */
+static double stacked_value(const plot_chart *c, size_t s, size_t k) {
+    const plot_series *series = &c->series[s];
+    return k < series->n && isfinite(series->y[k]) && series->y[k] > 0 ? series->y[k] : 0;
+}
+
+/* The top of the segments of series [0, s) in category k. */
+static double stack_below(const plot_chart *c, size_t s, size_t k) {
+    double sum = 0;
+    for (size_t i = 0; i < s; i++) sum += stacked_value(c, i, k);
+    return sum;
+}
+
 static void fit_bar_axis(const plot_chart *c, double headroom, plot_xy_axes *a) {
     plot_range y = plot_range_empty();
-    for (size_t i = 0; i < c->n_series; i++)
+    for (size_t i = 0; i < c->n_series && !c->stacked; i++)
         plot_range_add_accepted(&y, c->y_log, c->series[i].y, c->series[i].n);
+    for (size_t k = 0; k < c->n_categories && c->stacked; k++)
+        plot_range_add(&y, stack_below(c, c->n_series, k));
     plot_range_add_accepted(&y, c->y_log, c->y_ticks, c->n_y_ticks);
     for (size_t i = 0; i < c->n_reference_lines; i++)
         if (plot_axis_accepts(c->y_log, c->reference_lines[i].y))
@@ -133,7 +148,8 @@ static void fit_bar_axis(const plot_chart *c, double headroom, plot_xy_axes *a) 
 }
 
 static double bar_width(const plot_chart *c, const plot_xy_axes *a) {
-    return category_slot(c, a) * GROUP_FRACTION / (double)(c->n_series ? c->n_series : 1);
+    const size_t side_by_side = c->stacked || !c->n_series ? 1 : c->n_series;
+    return category_slot(c, a) * GROUP_FRACTION / (double)side_by_side;
 }
 
 /* The bar of series s in category k, and whether it has one. */
@@ -141,10 +157,13 @@ static bool bar_rect(const plot_chart *c, const plot_xy_axes *a, size_t s, size_
                      plot_rect *bar) {
     const plot_series *series = &c->series[s];
     if (k >= series->n || !plot_axis_accepts(c->y_log, series->y[k])) return false;
+    if (c->stacked && stacked_value(c, s, k) == 0) return false;
     double slot = category_slot(c, a), width = bar_width(c, a);
-    double x0 = a->area.x0 + k * slot + slot * (1 - GROUP_FRACTION) / 2 + s * width;
-    double base = plot_axis_map(&a->y, c->y_log ? a->y.lo : 0);
-    double top = plot_axis_map(&a->y, series->y[k]);
+    double x0 = a->area.x0 + k * slot + slot * (1 - GROUP_FRACTION) / 2 +
+                (c->stacked ? 0 : (double)s) * width;
+    double below = c->stacked ? stack_below(c, s, k) : 0;
+    double base = plot_axis_map(&a->y, c->y_log ? a->y.lo : below);
+    double top = plot_axis_map(&a->y, below + series->y[k]);
     double gap = width > 6 ? 1 : 0; /* a hairline of background between neighbouring bars */
     *bar = (plot_rect){x0 + gap, fmin(base, top), x0 + width - gap, fmax(base, top)};
     return true;

@@ -191,7 +191,7 @@ static const char *const common_keys[] = {"kind",    "file",  "title",  "subtitl
 static const char *const line_chart_keys[] = {"series",  "x_log",           "y_log", "x_ticks",
                                               "y_ticks", "reference_lines", NULL};
 static const char *const bar_chart_keys[] = {"series",          "categories",   "y_log", "y_ticks",
-                                             "reference_lines", "value_labels", NULL};
+                                             "reference_lines", "value_labels", "stacked", NULL};
 static const char *const heatmap_chart_keys[] = {"matrix", "row_labels", "col_labels",  "z_min",
                                                  "z_max",  "z_label",    "cell_values", NULL};
 static const char *const roofline_chart_keys[] = {"ceilings", "points", "reference_lines", NULL};
@@ -315,8 +315,11 @@ static int read_bar(spec_reader *r, const json_value *spec, plot_chart *c) {
     if (read_strings(r, spec, "categories", REQUIRED, &c->categories, &c->n_categories) ||
         read_bool(r, spec, "y_log", &c->y_log) ||
         read_bool(r, spec, "value_labels", &c->value_labels) ||
+        read_bool(r, spec, "stacked", &c->stacked) ||
         read_numbers(r, spec, "", "y_ticks", OPTIONAL, &c->y_ticks, &c->n_y_ticks))
         return -1;
+    if (c->stacked && (c->y_log || c->value_labels))
+        return fail(r, "stacked", "stacked bars take a linear axis and no value labels");
     return read_series(r, spec, c) || read_reference_lines(r, spec, c) ? -1 : 0;
 }
 

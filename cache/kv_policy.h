@@ -1,8 +1,8 @@
 /*
  * KV cache policies (`--kv-policy`): which tokens' K and V each layer keeps, and which layer's
  * cache each layer reads. This header parses and describes them. The CPU reference
- * (model/cpu_model) runs each; the CUDA pool (cache/kv_pool, model/cuda_model, the attention
- * kernels and kernels/kv_h2o.cu) runs all but minicache, freeing pages as it evicts.
+ * (model/cpu_model) runs each; so does the CUDA pool (cache/kv_pool, model/cuda_model, the
+ * attention kernels, kernels/kv_h2o.cu and kernels/kv_minicache.cu), freeing pages as it evicts.
  *
  *   full                  every token, every layer (the default)
  *   window:W              the last W tokens
@@ -39,10 +39,12 @@
  * (a/|a| + b/|b|) / |a/|a| + b/|b||, and each layer keeps its own norm; reading layer l's row
  * gives |row_l| times that direction. A token is retained unmerged, both layers keeping their
  * exact rows, when any of its heads (K or V) has a cosine below KV_MINICACHE_RETAIN_COS between
- * the two layers: a fixed threshold, decided per token from its own rows at merge time, so it
- * needs no statistics over other tokens. Nothing is evicted. A merged token of a pair holds one
- * direction row (K and V, in the cache's format) and 2 x 2 x n_head fp32 norms; a retained one
- * two rows.
+ * the two layers, or exactly one of the two is zero: a fixed threshold, decided per token from
+ * its own rows at merge time, so it needs no statistics over other tokens. Nothing is evicted.
+ * Memory, as the CUDA pool holds it: the lower layer keeps a row for every token (a merged one
+ * stores |lower| times the direction, in the cache's format) and the upper layer a row for each
+ * retained token only; a merged token adds, per head, the upper layer's norm ratio |upper| /
+ * |lower| for K and for V (2 x n_head fp32), which turns the lower row into the upper one.
  *
  * A policy evicts after each forward call: the cache then holds at most the budget (W, S + W,
  * H + W, or pyramid's share), and the next call's tokens attend to what it holds and to each
@@ -66,7 +68,7 @@
 #define KV_POLICY_MAX_GROUPS 64 /* pyramid ratios */
 /* minicache: a token whose two layers' heads (K or V) have a cosine below this stays unmerged. */
 #define KV_MINICACHE_RETAIN_COS 0.5
-#define KV_MINICACHE_NORM_BYTES 4 /* a merged head's norm per layer: fp32 */
+#define KV_MINICACHE_RATIO_BYTES 4 /* a merged head's norm ratio, of K or of V: fp32 */
 
 typedef enum {
     KV_POLICY_FULL,

@@ -167,7 +167,7 @@ void kv_sequence_evict(kv_block_allocator *alloc, kv_sequence *seq, int layer, i
 
 void kv_sequence_compact(kv_block_allocator *alloc, kv_sequence *seq, int layer, int n_cached,
                          int keep) {
-    if (n_cached > seq->n_tokens || keep < 1 || seq->sinks != 0)
+    if (n_cached > seq->n_tokens || keep < 0 || seq->sinks != 0)
         engine_bug("compaction outside the reserved positions", n_cached);
     kv_sequence_table(seq, layer);
     if (!seq->stores[layer] || n_cached - seq->evicted[layer] <= keep) return;

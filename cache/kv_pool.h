@@ -123,7 +123,7 @@ int kv_pool_sequences_that_fit(const kv_pool_shape *shape, size_t budget_bytes, 
  * the largest n the allocator carries all the way, peaks included: a window that straddles a
  * block boundary holds one block more, and every policy holds its new token's row before it
  * evicts. budget_tokens scales pyramid's ratios. Returns the count, or -1 when out of host
- * memory, seq_tokens < 1, or the policy is one the pool does not enforce (minicache).
+ * memory, seq_tokens < 1, or under minicache (what a merged pair holds depends on its data).
  */
 int kv_pool_sequences_that_fit_policy(const kv_pool_shape *shape, size_t budget_bytes,
                                       int seq_tokens, const kv_policy *policy, int budget_tokens);
@@ -146,10 +146,11 @@ void kv_sequence_evict(kv_block_allocator *alloc, kv_sequence *seq, int layer, i
                        int sinks, int keep);
 
 /*
- * H2O's eviction, after the device compacted the layer's rows (kernels.h, launch_kv_h2o_evict):
- * of positions [0, n_cached) the layer keeps `keep` (any of them) in table rows 0 .. keep - 1;
- * the blocks past those rows go back to the pool, and the next position takes row keep.
- * Nothing happens while n_cached - evicted <= keep.
+ * Eviction after the device compacted the layer's rows (H2O's launch_kv_h2o_evict, MiniCache's
+ * launch_kv_minicache_merge at a pair's upper layer, kernels.h): of positions [0, n_cached) the
+ * layer keeps `keep` >= 0 (any of them) in table rows 0 .. keep - 1; the blocks past those rows
+ * go back to the pool, and the next position takes row keep. Nothing happens while n_cached -
+ * evicted <= keep.
  */
 void kv_sequence_compact(kv_block_allocator *alloc, kv_sequence *seq, int layer, int n_cached,
                          int keep);

@@ -16,7 +16,9 @@
  * head) with the usual rescaling: out = sum_p e^(m_p - M) o_p / sum_p e^(m_p - M) l_p.
  *
  * A sequence of length 0 (an idle slot of a padded batch) gets a zero row. Positions are a
- * sequence's kept ones, read past its eviction hole (kernels/paged_kv.cuh).
+ * sequence's kept ones, read past its eviction hole (kernels/paged_kv.cuh); at a MiniCache pair's
+ * upper layer a merged row is the lower layer's, and its ratio scales the score (K) and the
+ * probability it weighs V with, so the loads stay as they are.
  *
  * H2O (kv.h2o_scores set): the launch has a single partition of H2O_PARTITION_TOKENS, so each
  * probability p[t] / l is final where it is computed, and the block adds it to its row's
@@ -93,7 +95,7 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
     const int n_partitions = gridDim.z;
     const int group = threadIdx.x / LANES_PER_ROW, part = threadIdx.x % LANES_PER_ROW;
     const sequence_rows rows = sequence_view(kv, seq);
-    const int n_tokens = min(seq_lens[seq], kv.max_blocks_per_seq * kv.block_size - rows.hole);
+    const int n_tokens = min(seq_lens[seq], kept_capacity(kv, rows));
     const int begin = partition * Partition;
     const int end = min(begin + Partition, n_tokens);
     __half *out_row = out + ((int64_t)seq * kv.n_head + head) * HEAD_SIZE;
@@ -113,8 +115,10 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
         float dot = 0.0f;
         if (t < end) {
             float k8[8];
-            load_row_part(k_rows, page_row(rows, t, head, kv.n_head, kv.block_size), part, k8);
+            const kv_row r = page_row(rows, t, head, kv.n_head, kv.block_size);
+            load_row_part(k_rows, r.row, part, k8);
             for (int i = 0; i < 8; i++) dot += qv[i] * k8[i];
+            dot *= kv_row_factor(kv.k_ratios, r);
         }
         const float score = row_sum(dot) * SCORE_SCALE;
         if (t < end) {
@@ -132,13 +136,14 @@ attention_decode_partition_kernel(__half *out /* [n_seqs, n_head * 64], one part
     const float sum = block_reduce(local_sum, sum_scratch, sum_op()); /* barrier: p[] visible */
     if (kv.h2o_scores) /* one partition: p / sum is the row's final probability */
         for (int i = threadIdx.x; i < end - begin; i += THREADS)
-            kv.h2o_scores[page_row(rows, begin + i, head, kv.n_head, kv.block_size)] += scores[i] / sum;
+            kv.h2o_scores[page_row(rows, begin + i, head, kv.n_head, kv.block_size).row] += scores[i] / sum;
 
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int t = begin + group; t < end; t += ROWS_PER_STEP) {
         float v8[8];
-        load_row_part(v_rows, page_row(rows, t, head, kv.n_head, kv.block_size), part, v8);
-        const float p = scores[t - begin];
+        const kv_row r = page_row(rows, t, head, kv.n_head, kv.block_size);
+        load_row_part(v_rows, r.row, part, v8);
+        const float p = scores[t - begin] * kv_row_factor(kv.v_ratios, r);
         for (int i = 0; i < 8; i++) acc[i] += p * v8[i];
     }
     for (int i = 0; i < 8; i++) group_out[group][part * 8 + i] = acc[i];

@@ -6,7 +6,8 @@
  * Sequence s contributes rows [query_starts[s], query_starts[s + 1]) of q and out: n_new query
  * tokens at positions pos0 .. pos0 + n_new - 1, with pos0 = context_lens[s] - n_new. Query i
  * attends to positions [0, pos0 + i]. Positions are a sequence's kept ones, read past its
- * eviction hole (kernels/paged_kv.cuh).
+ * eviction hole (kernels/paged_kv.cuh); a MiniCache pair's merged rows are staged as stored, and
+ * their ratios scale the score (K) and the probability that weighs V.
  *
  * Work split: one block per (head, tile of QUERY_TILE queries, sequence), 4 warps of 8 queries.
  * The block walks the keys in tiles of KEY_TILE, staged in shared memory, with an online
@@ -97,19 +98,31 @@ static __device__ __forceinline__ float2 load_pair(const float *p /* [2], 8-byte
     return *reinterpret_cast<const float2 *>(p);
 }
 
-/* Stages keys [first, first + KEY_TILE) of one head into shared memory; rows past n_keys are 0. */
+/*
+ * Stages keys [first, first + KEY_TILE) of one head into shared memory; rows past n_keys are 0.
+ * Each key's factors (kv_row_factor: 1 but for a MiniCache pair's merged rows) go beside it, for
+ * its score and its probability: the staged values stay as stored.
+ */
 template <class T, class Rows>
 static __device__ void stage_key_tile(T (*k_tile)[K_ROW_STRIDE], T (*v_tile)[HEAD_SIZE],
-                                      const Rows &src, const paged_kv_layer &kv,
-                                      const sequence_rows &rows, int head, int first, int n_keys) {
+                                      float *k_factors /* [KEY_TILE] */,
+                                      float *v_factors /* [KEY_TILE] */, const Rows &src,
+                                      const paged_kv_layer &kv, const sequence_rows &rows,
+                                      int head, int first, int n_keys) {
     for (int chunk = threadIdx.x; chunk < KEY_TILE * HEAD_SIZE / 8; chunk += THREADS) {
         const int row = chunk / (HEAD_SIZE / 8), col = chunk % (HEAD_SIZE / 8) * 8;
         const int t = first + row;
-        if (t < n_keys)
-            stage_chunk(&k_tile[row][col], &v_tile[row][col], src,
-                        page_row(rows, t, head, kv.n_head, kv.block_size), col);
-        else
+        if (t >= n_keys) { /* factors of 1: a masked key's p of 0 stays 0 */
             zero_chunk(&k_tile[row][col], &v_tile[row][col]);
+            if (col == 0) k_factors[row] = v_factors[row] = 1.0f;
+            continue;
+        }
+        const kv_row r = page_row(rows, t, head, kv.n_head, kv.block_size);
+        stage_chunk(&k_tile[row][col], &v_tile[row][col], src, r.row, col);
+        if (col == 0) {
+            k_factors[row] = kv_row_factor(kv.k_ratios, r);
+            v_factors[row] = kv_row_factor(kv.v_ratios, r);
+        }
     }
 }
 
@@ -131,12 +144,13 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
     const int pos0 = context_lens[seq] - n_new;
     const sequence_rows rows = sequence_view(kv, seq);
     const int n_keys = min(pos0 + first_query + n_queries, /* the last query's causal horizon, */
-                           kv.max_blocks_per_seq * kv.block_size - rows.hole); /* in the table */
+                           kept_capacity(kv, rows));             /* in the tables */
 
     __shared__ float q_tile[QUERY_TILE][HEAD_SIZE];
     __shared__ __align__(16) T k_tile[KEY_TILE][K_ROW_STRIDE];
     __shared__ __align__(16) T v_tile[KEY_TILE][HEAD_SIZE];
     __shared__ float p_tile[WARPS][QUERIES_PER_WARP][KEY_TILE];
+    __shared__ float k_factors[KEY_TILE], v_factors[KEY_TILE];
     for (int i = threadIdx.x; i < QUERY_TILE * HEAD_SIZE; i += THREADS) {
         const int qi = i / HEAD_SIZE, d = i % HEAD_SIZE;
         q_tile[qi][d] = qi < n_queries
@@ -154,7 +168,7 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
 
     for (int key0 = 0; key0 < n_keys; key0 += KEY_TILE) {
         __syncthreads(); /* the previous tile is consumed (and q_tile written, the first time) */
-        stage_key_tile(k_tile, v_tile, src, kv, rows, head, key0, n_keys);
+        stage_key_tile(k_tile, v_tile, k_factors, v_factors, src, kv, rows, head, key0, n_keys);
         __syncthreads();
 
         float score[QUERIES_PER_WARP];
@@ -165,10 +179,11 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
                 score[i] += q_tile[my_first + i][d] * k.x + q_tile[my_first + i][d + 1] * k.y;
         }
         const int key = key0 + lane;
+        const float k_factor = k_factors[lane], v_factor = v_factors[lane];
         for (int i = 0; i < QUERIES_PER_WARP; i++) {
             const int qi = my_first + i;
             const bool visible = qi < n_queries && key <= pos0 + first_query + qi;
-            const float s = visible ? score[i] : -INFINITY;
+            const float s = visible ? score[i] * k_factor : -INFINITY;
             const float new_max = fmaxf(running_max[i], warp_reduce(s, max_op()));
             /* A query that has seen no visible key yet keeps max -inf: p = 0, nothing to rescale. */
             const float p = visible ? __expf(s - new_max) : 0.0f;
@@ -177,7 +192,7 @@ attention_prefill_kernel(__half *out /* [n_tokens, out_stride] */, int out_strid
             acc[i][0] *= rescale;
             acc[i][1] *= rescale;
             running_max[i] = new_max;
-            p_tile[warp][i][lane] = p;
+            p_tile[warp][i][lane] = p * v_factor; /* V's weight; the sum takes p itself */
         }
         __syncwarp();
         for (int j = 0; j < KEY_TILE; j++) {

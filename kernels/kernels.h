@@ -62,6 +62,14 @@ typedef struct {
     int sink_rows;               /* kept positions before the hole */
     float *h2o_scores;           /* [num_blocks, n_head, block_size] H2O: each row's accumulated
                                     attention probability, per head; NULL: not kept */
+    /* MiniCache, at a pair's upper layer (NULL elsewhere): kept positions t < merged_rows[s] are
+       the lower layer's rows t, read through merged_tables and scaled per head by the ratios;
+       later ones are this layer's own rows t - merged_rows[s] (no hole under MiniCache). */
+    const int32_t *merged_tables; /* [n_seqs, max_blocks_per_seq] the lower layer's tables */
+    const int32_t *merged_rows;   /* [n_seqs] positions held merged */
+    const float *k_ratios;        /* [num_blocks, n_head, block_size] |upper K| / |lower K| of a
+                                     merged row, addressed by the lower layer's block */
+    const float *v_ratios;        /* [num_blocks, n_head, block_size] the same for V */
 } paged_kv_layer;
 
 /* ---- device.cu: the device, as the host driver needs to know it ---- */
@@ -225,7 +233,8 @@ void launch_kv_quantize(int8_t *k_codes /* [num_blocks, n_head, block_size, 64] 
  * attention runs on (paged_kv_layer){.k = k_out, .v = v_out, .block_tables = out_tables, ...}
  * with kv's geometry and hole. out_tables may be kv.block_tables itself (pool-sized k_out, v_out) or a
  * compact numbering of a scratch buffer; an id outside [0, num_out_blocks) is skipped. Rows past
- * a sequence's length are left as they are. seq_lens[s] <= max_seq_len; n_seqs <= 65535.
+ * a sequence's length are left as they are. seq_lens[s] <= max_seq_len; n_seqs <= 65535; kv
+ * has no MiniCache merged rows (merged_tables NULL).
  */
 void launch_kv_dequantize(gpt2_f16 *k_out /* [num_out_blocks, n_head, block_size, 64] */,
                           gpt2_f16 *v_out /* [num_out_blocks, n_head, block_size, 64] */,
@@ -270,6 +279,47 @@ void launch_kv_h2o_evict(kv_h2o_pages pages, paged_kv_format format,
                          const int32_t *kept_lens /* [n_seqs] */,
                          const int32_t *targets /* [n_seqs] */, int window, int n_seqs,
                          cudaStream_t stream);
+
+/* ---- kv_minicache.cu: MiniCache's merge of layer pairs, in the pool ---- */
+
+/* The pool's pages, writable, with MiniCache's norm ratios beside them (other format unused). */
+typedef struct {
+    gpt2_f16 *k, *v;               /* FP16: [num_blocks, n_head, block_size, 64] */
+    int8_t *k_codes, *v_codes;     /* INT8: [num_blocks, n_head, block_size, 64] */
+    gpt2_f16 *k_scales, *v_scales; /* INT8: [num_blocks, n_head, block_size] */
+    float *k_ratios, *v_ratios;    /* [num_blocks, n_head, block_size] |upper| / |lower| per head
+                                      of a merged row, at the lower layer's row */
+} kv_minicache_pages;
+
+/*
+ * MiniCache after a forward call (cache/kv_policy.h), for pairs p = 0 .. n_pairs - 1 of layers
+ * o = first_lower + 2p and u = o + 1, and each sequence s whose call wrote n = query_starts[s+1]
+ * - query_starts[s] >= 1 new tokens (a sequence with context_lens[o, s] < n is idle: skipped,
+ * merged_tokens[o, s] = 0). Tables, lengths and merged_rows are the call's staged ones.
+ *
+ * On entry, with M = merged_rows[u, s], N = context_lens[o, s] - n and R = context_lens[u, s] -
+ * M - n: o's table rows 0 .. M - 1 hold merged tokens (|o row| times the pair's direction, the
+ * upper's ratios beside them), rows M .. N - 1 retained tokens, rows N .. N + n - 1 the call's
+ * tokens in order; u's rows 0 .. R - 1 hold retained tokens, R .. R + n - 1 the call's.
+ *
+ * Token i of the call, in order, is a = o's row N + i and b = u's row R + i, as stored (INT8:
+ * code * scale in fp32). It is retained when, for any head, of K or of V, cos(a_h, b_h) <
+ * KV_MINICACHE_RETAIN_COS or exactly one of |a_h|, |b_h| is 0: then u's row moves down to the
+ * next own row (rows stay dense). Otherwise it merges: o's row M moves to row N + i (a retained
+ * row to the freed place), and row M gets, per head, |a_h| d_h with d_h = (a_h/|a_h| +
+ * b_h/|b_h|) / |a_h/|a_h| + b_h/|b_h|| (stored in the format: fp16, or requantized), the ratio
+ * |b_h| / |a_h| (0 when both are 0); M grows by one. merged_tokens[o, s] = the tokens merged.
+ * Afterwards u's own rows past R + (n - merged) hold nothing needed.
+ */
+void launch_kv_minicache_merge(kv_minicache_pages pages, paged_kv_format format,
+                               const int32_t *block_tables /* [n_layer, n_seqs, max_blocks_per_seq] */,
+                               int max_blocks_per_seq, int n_head, int block_size,
+                               const int32_t *context_lens /* [n_layer, n_seqs] */,
+                               const int32_t *merged_rows /* [n_layer, n_seqs] */,
+                               const int32_t *query_starts /* [n_seqs + 1] */, int first_lower,
+                               int n_pairs, int n_seqs,
+                               int32_t *merged_tokens /* [n_layer, n_seqs] out, at lower layers */,
+                               cudaStream_t stream);
 
 /* ---- attention_decode.cu: one new token per sequence against its paged K and V ---- */
 

@@ -26,13 +26,11 @@
 #include "kernels/cuda_check.h"
 #include "kernels/half8.cuh"
 #include "kernels/kernels.h"
+#include "kernels/kv_quant.cuh"
 #include "kernels/launch.h"
 #include "kernels/paged_kv.cuh"
 
 #define HEAD_SIZE 64
-#define LANES_PER_ROW 8 /* x 8 values = one 64-wide row */
-#define MAX_CODE 127.0f
-#define HALF_MAX 65504.0f
 #define THREADS 256
 
 /* ---- kernels ---- */
@@ -41,33 +39,6 @@
 static __device__ __forceinline__ int64_t slot_row(int64_t slot, int head, int n_head,
                                                    int block_size) {
     return (slot / block_size * n_head + head) * block_size + slot % block_size;
-}
-
-/* The code of x at a nonzero scale, as kv_quantize_head computes it. */
-static __device__ __forceinline__ int8_t quantize_value(float x, float scale) {
-    return (int8_t)fmaxf(-MAX_CODE, fminf(rintf(__fdiv_rn(x, scale)), MAX_CODE));
-}
-
-/*
- * One lane's share of quantizing a row: x is its 8 values, part which 8. The row's 8 lanes (an
- * aligned group of the warp, part = lane % 8) reach this together.
- */
-static __device__ __forceinline__ void quantize_row_part(int8_t *codes /* [64] the row's codes */,
-                                                         __half *scale /* [1] the row's scale */,
-                                                         half8 x, int part) {
-    float v[8];
-    unpack_half8(x, v);
-    float amax = 0.0f; /* fmaxf drops a NaN, as the CPU's does */
-    for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-    const unsigned group = 0xFFu << (threadIdx.x % 32 / LANES_PER_ROW * LANES_PER_ROW);
-    for (int offset = LANES_PER_ROW / 2; offset > 0; offset /= 2)
-        amax = fmaxf(amax, __shfl_xor_sync(group, amax, offset, LANES_PER_ROW));
-    const __half s = __float2half_ru(fminf(__fdiv_rn(amax, MAX_CODE), HALF_MAX));
-    const float s_f = __half2float(s);
-    int8x8 q;
-    for (int i = 0; i < 8; i++) q.c[i] = s_f == 0.0f ? 0 : quantize_value(v[i], s_f);
-    store_int8x8(codes + part * 8, q);
-    if (part == 0) *scale = s;
 }
 
 static __global__ void __launch_bounds__(THREADS)
@@ -219,6 +190,7 @@ extern "C" void launch_kv_dequantize(gpt2_f16 *k_out, gpt2_f16 *v_out, const int
     LAUNCH_REQUIRE(max_seq_len <= kv.max_blocks_per_seq * kv.block_size, op);
     LAUNCH_REQUIRE(int8_pages_ok(kv.k_codes, kv.k_scales, kv.v_codes, kv.v_scales), op);
     LAUNCH_REQUIRE(kv.block_tables && out_tables && seq_lens, op);
+    LAUNCH_REQUIRE(!kv.merged_tables, op); /* it copies one table's rows: none merged */
     LAUNCH_REQUIRE(k_out && v_out && half8_aligned(k_out) && half8_aligned(v_out), op);
     const int max_rows = kv.hole_rows ? kv.max_blocks_per_seq * kv.block_size : max_seq_len;
     const int64_t n_chunks =

@@ -257,7 +257,9 @@ static void merge_token(cpu_model *model, int lower, int pos) {
     memcpy(rows + 2 * C, kv_cache_cpu_k_row(cache, lower + 1, pos), C * sizeof(float));
     memcpy(rows + 3 * C, kv_cache_cpu_v_row(cache, lower + 1, pos), C * sizeof(float));
     for (int i = 0; i < 2 * C; i += D)
-        if (cpu_cosine(rows + i, rows + 2 * C + i, D) < KV_MINICACHE_RETAIN_COS) return;
+        if (cpu_cosine(rows + i, rows + 2 * C + i, D) < KV_MINICACHE_RETAIN_COS ||
+            (cpu_norm(rows + i, D) == 0.0) != (cpu_norm(rows + 2 * C + i, D) == 0.0))
+            return;
     for (int i = 0; i < 2 * C; i += D) cpu_slerp_merge(rows + i, rows + 2 * C + i, D);
     kv_cache_cpu_store(cache, lower, pos, rows, rows + C);
     kv_cache_cpu_store(cache, lower + 1, pos, rows + 2 * C, rows + 3 * C);
@@ -433,8 +435,8 @@ cpu_kv_usage cpu_model_kv_usage(const cpu_model *model) {
     const cpu_kv_selection *sel = &model->selection;
     const long long row_bytes =
         2LL * c->n_head * (long long)kv_format_bytes_per_head(model->cache.format);
-    /* a merged token's norms: K and V, each head, both layers */
-    const long long norm_bytes = 2LL * 2 * c->n_head * KV_MINICACHE_NORM_BYTES;
+    /* a merged token's norm ratios: K and V, each head */
+    const long long ratio_bytes = 2LL * c->n_head * KV_MINICACHE_RATIO_BYTES;
     cpu_kv_usage u = {0};
     for (int l = 0; l < c->n_layer; l++) {
         if (kv_policy_kv_source(&sel->policy, l) != l) continue; /* a share borrower */
@@ -443,9 +445,9 @@ cpu_kv_usage cpu_model_kv_usage(const cpu_model *model) {
             continue;
         }
         const int merged = sel->n_merged[l], retained = sel->n_kept[l] - merged;
-        hold_rows(&u, merged, row_bytes + norm_bytes); /* one direction row for the pair */
-        hold_rows(&u, retained, row_bytes);           /* the lower layer's own rows */
-        hold_rows(&u, retained, row_bytes);           /* the upper one's */
+        hold_rows(&u, merged + retained, row_bytes); /* the lower layer: every token */
+        u.bytes += merged * ratio_bytes;              /* beside its merged rows */
+        hold_rows(&u, retained, row_bytes);           /* the upper layer: its retained ones */
         l++;
     }
     return u;

@@ -80,8 +80,8 @@ typedef struct {
  * What the cache holds under the policy, counted as the paged pool would hold it: each layer's
  * kept rows (K and V of one token) times the bytes of a row in the format, in pages of
  * KV_DEFAULT_BLOCK_SIZE tokens per layer. A share borrower holds nothing; a minicache pair holds
- * its merged tokens once, in one set of pages, plus their norms (kv_policy.h), and its
- * retained tokens in each layer's pages.
+ * every token in its lower layer's pages, its merged ones with their norm ratios beside them
+ * (kv_policy.h), and its retained tokens in the upper layer's pages too, as the CUDA pool does.
  */
 typedef struct {
     long long rows;  /* token rows over all layers, a merged pair's token counted once */

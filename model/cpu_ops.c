@@ -100,15 +100,14 @@ void cpu_causal_attention_scored(float *out, const float *q, int q_stride,
     }
 }
 
-/* |x|, accumulated in double. */
-static double norm_of(const float *x, int n) {
+double cpu_norm(const float *x, int n) {
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += (double)x[i] * x[i];
     return sqrt(sum);
 }
 
 double cpu_cosine(const float *a, const float *b, int n) {
-    const double na = norm_of(a, n), nb = norm_of(b, n);
+    const double na = cpu_norm(a, n), nb = cpu_norm(b, n);
     if (na == 0.0 || nb == 0.0) return 1.0;
     double dot = 0.0;
     for (int i = 0; i < n; i++) dot += (double)a[i] * b[i];
@@ -116,7 +115,7 @@ double cpu_cosine(const float *a, const float *b, int n) {
 }
 
 void cpu_slerp_merge(float *a, float *b, int n) {
-    const double na = norm_of(a, n), nb = norm_of(b, n);
+    const double na = cpu_norm(a, n), nb = cpu_norm(b, n);
     double mid_norm = 0.0; /* |a/|a| + b/|b||, zero rows left out */
     for (int i = 0; i < n; i++) {
         const double m = (na > 0.0 ? a[i] / na : 0.0) + (nb > 0.0 ? b[i] / nb : 0.0);

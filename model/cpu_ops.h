@@ -50,6 +50,9 @@ void cpu_causal_attention_scored(float *out /* [T, C] */, const float *q /* [T, 
                                  int T, int n_head, float *scores /* [pos0 + T] scratch */,
                                  float *prob_sums /* [pos0 + T], added to */);
 
+/* |x|, accumulated in double. */
+double cpu_norm(const float *x /* [n] */, int n);
+
 /* The cosine of the angle between a and b; 1 when either is zero (it has no direction). */
 double cpu_cosine(const float *a /* [n] */, const float *b /* [n] */, int n);
 

@@ -190,10 +190,13 @@ static size_t carve_step_inputs(cuda_step_inputs *s, char *base, int n_tokens, i
     CARVE(context_lens, (size_t)n_layer * n_seqs);
     CARVE(hole_rows, (size_t)n_layer * n_seqs);
     CARVE(h2o_targets, n_seqs);
+    CARVE(merged_rows, (size_t)n_layer * n_seqs);
     CARVE(uniforms, n_seqs);
     s->bytes = offset;
     CARVE(next_ids, n_seqs);
     CARVE(nonfinite, n_seqs);
+    CARVE(merged_tokens, (size_t)n_layer * n_seqs);
+    s->result_bytes = offset - s->bytes;
 #undef CARVE
     return offset;
 }
@@ -301,7 +304,9 @@ static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_
     fill_scratch_maps(kv, max_rows, stream);
     kv->sequences = calloc((size_t)max_seqs, sizeof *kv->sequences);
     kv->cached = calloc((size_t)max_seqs, sizeof *kv->cached);
-    bool ok = kv->sequences && kv->cached && kv_block_allocator_create(&kv->allocator, &kv->shape) == 0;
+    kv->merged = calloc((size_t)max_seqs * c->n_layer, sizeof *kv->merged);
+    bool ok = kv->sequences && kv->cached && kv->merged &&
+              kv_block_allocator_create(&kv->allocator, &kv->shape) == 0;
     for (int s = 0; ok && s < max_seqs; s++)
         ok = kv_sequence_create(&kv->sequences[s], c->n_layer, c->n_positions, kv->shape.block_size) == 0;
     if (!ok) return snprintf(err, err_len, "cuda backend: out of host memory for the KV bookkeeping"), -1;
@@ -311,9 +316,11 @@ static int create_pool(cuda_kv_pool *kv, const gpt2_config *c, const cuda_model_
 static void destroy_pool(cuda_kv_pool *kv, int max_seqs) {
     CUDA_CHECK(cudaFree(kv->storage));
     CUDA_CHECK(cudaFree(kv->h2o_storage));
+    CUDA_CHECK(cudaFree(kv->minicache_storage));
     for (int s = 0; kv->sequences && s < max_seqs; s++) kv_sequence_destroy(&kv->sequences[s]);
     free(kv->sequences);
     free(kv->cached);
+    free(kv->merged);
     kv_block_allocator_destroy(&kv->allocator);
 }
 
@@ -384,9 +391,15 @@ static kv_sequence *sequence(const cuda_model *m, int seq) {
     return &m->kv.sequences[seq];
 }
 
+/* MiniCache: tokens pair (lower, lower + 1) of sequence seq holds merged. */
+static int *merged_count(const cuda_model *m, int seq, int lower) {
+    return &m->kv.merged[(size_t)seq * m->config.n_layer + lower];
+}
+
 void cuda_model_release(cuda_model *model, int seq) {
     kv_sequence_release(&model->kv.allocator, sequence(model, seq));
     model->kv.cached[seq] = 0;
+    memset(merged_count(model, seq, 0), 0, (size_t)model->config.n_layer * sizeof(int));
 }
 
 void cuda_model_reset(cuda_model *model) {
@@ -407,22 +420,35 @@ static int alloc_h2o_state(cuda_model *m, char *err, size_t err_len) {
     return 0;
 }
 
+/* MiniCache's norm ratios beside the pool's pages, allocated once. */
+static int alloc_minicache_state(cuda_model *m, char *err, size_t err_len) {
+    cuda_kv_pool *kv = &m->kv;
+    if (kv->minicache_storage) return 0;
+    const size_t head_rows = (size_t)kv->shape.num_blocks * kv->shape.block_size * m->config.n_head;
+    const size_t ratio_bytes = align_up(head_rows * sizeof(float));
+    if (device_alloc(&kv->minicache_storage, 2 * ratio_bytes, "MiniCache ratios", err, err_len) != 0)
+        return -1;
+    kv->k_ratios = kv->minicache_storage;
+    kv->v_ratios = (float *)((char *)kv->minicache_storage + ratio_bytes);
+    return 0;
+}
+
 int cuda_model_set_kv_policy(cuda_model *model, const kv_policy *policy, int budget_tokens,
                              char *err, size_t err_len) {
     const gpt2_config *c = &model->config;
     char name[64];
     kv_policy_format(policy, name, sizeof name);
-    if (policy->kind == KV_POLICY_MINICACHE)
-        return snprintf(err, err_len, "cuda backend: KV policy %s is not in the pool yet (every "
-                        "other is); --backend cpu runs it", name), -1;
-    if (policy->kind == KV_POLICY_H2O && model->unfused && model->kv.shape.format == KV_FORMAT_INT8)
+    const bool copies = model->unfused && model->kv.shape.format == KV_FORMAT_INT8;
+    if ((policy->kind == KV_POLICY_H2O || policy->kind == KV_POLICY_MINICACHE) && copies)
         return snprintf(err, err_len, "cuda backend: KV policy %s does not run on the unfused INT8 "
                         "baseline (its attention reads a dequantized copy)", name), -1;
     if (policy->kind == KV_POLICY_H2O && c->n_positions > 1024)
         return snprintf(err, err_len, "cuda backend: KV policy %s takes contexts of up to 1024 "
                         "tokens (its attention runs in one partition)", name), -1;
-    if (policy->kind == KV_POLICY_H2O && alloc_h2o_state(model, err, err_len) != 0) return -1;
     if (kv_policy_check(policy, c->n_layer, err, err_len) != 0) return -1;
+    if (policy->kind == KV_POLICY_H2O && alloc_h2o_state(model, err, err_len) != 0) return -1;
+    if (policy->kind == KV_POLICY_MINICACHE && alloc_minicache_state(model, err, err_len) != 0)
+        return -1;
     if (budget_tokens < 1 || budget_tokens > c->n_positions)
         return snprintf(err, err_len, "cuda backend: a KV budget of %d tokens, expected 1..%d",
                         budget_tokens, c->n_positions), -1;
@@ -450,6 +476,13 @@ long long cuda_model_held_rows(const cuda_model *model, int seq) {
     for (int l = 0; l < s->n_layer; l++)
         if (s->stores[l]) rows += kv_sequence_kept(s, l, model->kv.cached[seq]);
     return rows;
+}
+
+long long cuda_model_merged_tokens(const cuda_model *model, int seq) {
+    sequence(model, seq);
+    long long merged = 0;
+    for (int l = 0; l < model->config.n_layer; l++) merged += *merged_count(model, seq, l);
+    return merged;
 }
 
 int cuda_model_cached(const cuda_model *model, int seq) {
@@ -494,21 +527,46 @@ static const int32_t *layer_context_lens(const cuda_model *m, int layer, int n_s
     return m->device.context_lens + (size_t)layer * n_seqs;
 }
 
+/* MiniCache: whether layer `layer` is the lower layer of a pair (its partner is layer + 1). */
+static bool merges_with_next(const cuda_model *m, int layer) {
+    const kv_policy *p = &m->policy;
+    return p->kind == KV_POLICY_MINICACHE && layer >= p->first_layer &&
+           (layer - p->first_layer) % 2 == 0 && layer + 1 < m->config.n_layer;
+}
+
+/* MiniCache: whether layer `layer` is the upper layer of a pair, reading merged rows. */
+static bool reads_merged(const cuda_model *m, int layer) {
+    return layer >= 1 && merges_with_next(m, layer - 1);
+}
+
+/* The staged block tables of this layer: [n_seqs, max_blocks_per_seq]. */
+static const int32_t *layer_tables(const cuda_model *m, int layer, int n_seqs) {
+    return m->device.block_tables + (size_t)layer * n_seqs * m->max_blocks_per_seq;
+}
+
+static paged_kv_format pool_format(const cuda_kv_pool *kv) {
+    return kv->shape.format == KV_FORMAT_INT8 ? PAGED_KV_INT8 : PAGED_KV_FP16;
+}
+
 /* This layer's block tables over the pool's pages (of either format), as the kernels read them. */
 static paged_kv_layer layer_view(const cuda_model *m, int layer, int n_seqs) {
     const cuda_kv_pool *kv = &m->kv;
+    const bool merged = reads_merged(m, layer);
     return (paged_kv_layer){.k = kv->k_pages, .v = kv->v_pages,
-                            .block_tables = m->device.block_tables +
-                                            (size_t)layer * n_seqs * m->max_blocks_per_seq,
+                            .block_tables = layer_tables(m, layer, n_seqs),
                             .max_blocks_per_seq = m->max_blocks_per_seq,
                             .block_size = kv->shape.block_size,
                             .n_head = m->config.n_head,
-                            .format = kv->shape.format == KV_FORMAT_INT8 ? PAGED_KV_INT8 : PAGED_KV_FP16,
+                            .format = pool_format(kv),
                             .k_codes = kv->k_codes, .v_codes = kv->v_codes,
                             .k_scales = kv->k_scales, .v_scales = kv->v_scales,
                             .hole_rows = m->device.hole_rows + (size_t)layer * n_seqs,
                             .sink_rows = m->policy.kind == KV_POLICY_SINKS ? m->policy.sinks : 0,
-                            .h2o_scores = m->policy.kind == KV_POLICY_H2O ? kv->h2o_scores : NULL};
+                            .h2o_scores = m->policy.kind == KV_POLICY_H2O ? kv->h2o_scores : NULL,
+                            .merged_tables = merged ? layer_tables(m, layer - 1, n_seqs) : NULL,
+                            .merged_rows = merged ? m->device.merged_rows + (size_t)layer * n_seqs : NULL,
+                            .k_ratios = merged ? kv->k_ratios : NULL,
+                            .v_ratios = merged ? kv->v_ratios : NULL};
 }
 
 /* H2O: the new rows' state, before attention accumulates into it. */
@@ -692,27 +750,52 @@ static void stage_token(cuda_model *m, int row, int n_rows, int seq, int32_t tok
 
 /*
  * Sequence seq's block tables in staged sequence row `row` of n_seqs, with each layer's kept
- * length once its n_new tokens are in (the attention kernels' context) and its eviction hole.
+ * length once its n_new tokens are in (the attention kernels' context), its eviction hole and,
+ * at a MiniCache pair's upper layer, the merged rows it reads first (its own rows after).
  */
 static void stage_tables(cuda_model *m, int row, int n_seqs, int seq, int n_new) {
     const kv_sequence *s = sequence(m, seq);
     const int width = m->max_blocks_per_seq, cached = m->kv.cached[seq];
     for (int l = 0; l < m->config.n_layer; l++) {
         const size_t at = (size_t)l * n_seqs + row;
+        const int merged = reads_merged(m, l) ? *merged_count(m, seq, l - 1) : 0;
         memcpy(m->host.block_tables + at * width, kv_sequence_table(s, l),
                (size_t)s->n_blocks[l] * sizeof(int32_t));
-        m->host.context_lens[at] = kv_sequence_kept(s, l, cached) + n_new;
+        m->host.context_lens[at] = merged + kv_sequence_kept(s, l, cached) + n_new;
         m->host.hole_rows[at] = kv_sequence_hole_rows(s, l);
+        m->host.merged_rows[at] = merged;
     }
 }
 
 /*
- * After a call wrote sequence seq's new tokens: every layer drops what its policy does not keep
- * (cache/kv_policy.h), and the blocks that empties go back to the pool.
+ * MiniCache after a call of n_new tokens of sequence seq (staged row `row` of n_seqs): each
+ * pair's upper layer keeps only the tokens the merge kernel retained, in its first rows, and the
+ * blocks past them go back to the pool.
  */
-static void evict(cuda_model *m, int seq) {
+static void keep_retained(cuda_model *m, int seq, int row, int n_seqs, int n_new) {
+    kv_sequence *s = sequence(m, seq);
+    const int cached = m->kv.cached[seq]; /* the call's tokens included */
+    for (int l = 0; l + 1 < m->config.n_layer; l++) {
+        if (!merges_with_next(m, l)) continue;
+        const int merged_now = m->host.merged_tokens[(size_t)l * n_seqs + row];
+        const int own = kv_sequence_kept(s, l + 1, cached - n_new) + n_new - merged_now;
+        *merged_count(m, seq, l) += merged_now;
+        kv_sequence_compact(&m->kv.allocator, s, l + 1, cached, own);
+    }
+}
+
+/*
+ * After a call wrote sequence seq's n_new tokens (staged row `row` of n_seqs): every layer drops
+ * what its policy does not keep (cache/kv_policy.h), and the blocks that empties go back to the
+ * pool.
+ */
+static void evict(cuda_model *m, int seq, int row, int n_seqs, int n_new) {
     const kv_policy *p = &m->policy;
     if (p->kind == KV_POLICY_FULL || p->kind == KV_POLICY_SHARE) return;
+    if (p->kind == KV_POLICY_MINICACHE) {
+        keep_retained(m, seq, row, n_seqs, n_new);
+        return;
+    }
     kv_sequence *s = sequence(m, seq);
     const int sinks = p->kind == KV_POLICY_SINKS ? p->sinks : 0, L = m->config.n_layer;
     for (int l = 0; l < L; l++) {
@@ -733,6 +816,7 @@ static void stage_padding(cuda_model *m, int row, int n_rows) {
         h->slots[(size_t)l * n_rows + row] = -1;
         h->context_lens[(size_t)l * n_rows + row] = 0;
         h->hole_rows[(size_t)l * n_rows + row] = 0;
+        h->merged_rows[(size_t)l * n_rows + row] = 0;
     }
     h->query_starts[row + 1] = row + 1;
     h->uniforms[row] = 0.0f;
@@ -755,6 +839,12 @@ static void head_forward(cuda_model *m, const step_shape *step, int first, int r
     nvtxRangePop();
 }
 
+/* The step's results (ids, flags, MiniCache's merged counts) to the host, in one copy. */
+static void fetch_results(cuda_model *m) {
+    CUDA_CHECK(cudaMemcpyAsync(m->host.next_ids, m->device.next_ids, m->host.result_bytes,
+                               cudaMemcpyDeviceToHost, m->stream));
+}
+
 /*
  * The ids the staged uniforms draw from `rows` rows of logits from row `first` (overwritten:
  * they are the scratch), and whether each row held a NaN or an infinity, checked first; both
@@ -774,10 +864,26 @@ static void sample_forward(cuda_model *m, int first, int rows, const sampler *sm
                       p->temperature, p->top_k, p->top_p, m->stream);
     }
     nvtxRangePop();
-    const size_t result_bytes = (size_t)((char *)(m->host.nonfinite + rows) - (char *)m->host.next_ids);
-    CUDA_CHECK(cudaMemcpyAsync(m->host.next_ids, d->next_ids, result_bytes, cudaMemcpyDeviceToHost,
-                               m->stream));
+    fetch_results(m);
     phase_mark(m, NULL);
+}
+
+/* MiniCache: every pair merges the step's tokens (kernels/kv_minicache.cu), its counts staged back. */
+static void merge_pairs(cuda_model *m, const step_shape *step) {
+    cuda_kv_pool *kv = &m->kv;
+    const int first = m->policy.first_layer, n_pairs = (m->config.n_layer - first) / 2;
+    if (n_pairs < 1) return;
+    const kv_minicache_pages pages = {.k = kv->k_pages, .v = kv->v_pages, .k_codes = kv->k_codes,
+                                      .v_codes = kv->v_codes, .k_scales = kv->k_scales,
+                                      .v_scales = kv->v_scales, .k_ratios = kv->k_ratios,
+                                      .v_ratios = kv->v_ratios};
+    const cuda_step_inputs *d = &m->device;
+    phase_push(m, "kv_merge");
+    launch_kv_minicache_merge(pages, pool_format(kv), d->block_tables,
+                              m->max_blocks_per_seq, m->config.n_head, kv->shape.block_size,
+                              d->context_lens, d->merged_rows, d->query_starts, first, n_pairs,
+                              step->n_seqs, d->merged_tokens, m->stream);
+    nvtxRangePop();
 }
 
 /* The layers, in order, over the step's rows (embedded into the residual stream first). */
@@ -800,6 +906,7 @@ static void layers_forward(cuda_model *m, const step_shape *step) {
         block_forward(m, l, step);
         nvtxRangePop();
     }
+    if (m->policy.kind == KV_POLICY_MINICACHE) merge_pairs(m, step);
 }
 
 /* The staged inputs to the device, in one copy. */
@@ -830,7 +937,8 @@ static void enqueue_sequence_step(cuda_model *m, const step_shape *step, bool al
     if (logits)
         CUDA_CHECK(cudaMemcpyAsync(logits, m->act.logits, (size_t)rows * V * sizeof(float),
                                    cudaMemcpyDeviceToHost, m->stream));
-    if (sample) sample_forward(m, rows - 1, 1, smp); /* the last row */
+    if (sample) sample_forward(m, rows - 1, 1, smp); /* the last row; the results with its id */
+    else if (m->policy.kind == KV_POLICY_MINICACHE) fetch_results(m);
 }
 
 static void replay_decode_graph(cuda_model *m, const step_shape *step, const sampler *smp);
@@ -864,7 +972,7 @@ static int forward_call(cuda_model *model, int seq, const int32_t *tokens, int n
     CUDA_CHECK(cudaStreamSynchronize(model->stream));
     nvtxRangePop();
     model->kv.cached[seq] = pos0 + n;
-    if (evicts) evict(model, seq);
+    if (evicts) evict(model, seq, 0, 1, n);
     if (!next_id) return 0;
     if (model->host.nonfinite[0])
         return snprintf(err, err_len, "cuda backend: the logits at the sampled position are not "
@@ -1013,7 +1121,7 @@ int cuda_model_decode(cuda_model *model, int n_seqs, const int *seqs, const int3
     nvtxRangePop();
     for (int i = 0; i < n_seqs; i++) {
         model->kv.cached[seqs[i]]++;
-        evict(model, seqs[i]);
+        evict(model, seqs[i], i, rows, 1);
         next_ids[i] = model->host.next_ids[i];
         nonfinite[i] = model->host.nonfinite[i] != 0;
     }

@@ -105,10 +105,15 @@ typedef struct {
     int32_t *hole_rows;          /* [n_layer, n_seqs] evicted rows left in each layer's table */
     int32_t *h2o_targets;        /* [n_seqs] H2O: rows each layer keeps after the step (0: none
                                     evicted, inside a prompt) */
+    int32_t *merged_rows;        /* [n_layer, n_seqs] MiniCache, at a pair's upper layer: the
+                                    sequence's tokens held merged (0 elsewhere) */
     float *uniforms;             /* [n_seqs] the sampler's draws */
-    int32_t *next_ids;           /* [n_seqs] device to host, with nonfinite right after */
+    int32_t *next_ids;           /* [n_seqs] device to host, with the rest right after */
     int32_t *nonfinite;          /* [n_seqs] 1 when that row of logits held a NaN or an infinity */
+    int32_t *merged_tokens;      /* [n_layer, n_seqs] MiniCache, at a pair's lower layer: the
+                                    step's tokens it merged */
     size_t bytes;                /* host to device: ids .. uniforms */
+    size_t result_bytes;         /* device to host: next_ids .. merged_tokens */
 } cuda_step_inputs;
 
 /*
@@ -139,6 +144,12 @@ typedef struct {
     void *h2o_storage;
     float *h2o_scores;             /* [num_blocks, n_head, block_size] accumulated probability */
     int32_t *h2o_positions;        /* [num_blocks, block_size] each row's token position */
+    /* MiniCache only (allocated when the policy is first set) */
+    void *minicache_storage;
+    float *k_ratios, *v_ratios;    /* [num_blocks, n_head, block_size] |upper| / |lower| of each
+                                      merged row's heads, at the lower layer's row */
+    int *merged;                   /* [max_seqs, n_layer] host: each pair's tokens held merged,
+                                      at its lower layer */
 } cuda_kv_pool;
 
 typedef struct {
@@ -159,8 +170,9 @@ typedef struct {
  * not NULL, every step that runs launch by launch (a prefill, or a decode step under
  * eager_decode; never one captured into or replayed from a graph) records an event on the
  * model's stream at the start of each of these NVTX ranges: "embedding", then per layer "ln_1",
- * "qkv", "kv_write", "attention", "attn_proj", "ln_2", "mlp_fc", "mlp_proj", then "lm_head" and
- * "sample", and a last one, named NULL, after the sampled ids' copy to the host. events[i] to
+ * "qkv", "kv_write", "attention", "attn_proj", "ln_2", "mlp_fc", "mlp_proj", under minicache
+ * "kv_merge", then "lm_head" and "sample", and a last one, named NULL, after the results' copy
+ * to the host. events[i] to
  * events[i + 1] is the time of phase names[i]. The caller creates the events, sets n to 0 before
  * a step and reads the events once the call has returned (the stream has synchronized). Marks
  * past capacity are not recorded, only counted in dropped.
@@ -210,8 +222,12 @@ void cuda_model_destroy(cuda_model *model);
  * probability, a prompt runs through it token by token (evicting after its last), and after
  * every step the eviction kernel compacts each layer's rows so that the blocks past them go back
  * (kernels/kv_h2o.cu); the first use allocates the scores (4 bytes per row and head) and
- * positions. minicache, and h2o with the unfused INT8 baseline, are refused. Returns 0, or -1
- * with one line.
+ * positions. Under minicache each pair's lower layer keeps every token, its merged ones first,
+ * and the upper layer only its retained ones, reading the merged ones through the lower layer's
+ * table scaled by their norm ratios (8 bytes per row and head, allocated on first use); the
+ * merge kernel runs after every call (kernels/kv_minicache.cu), its merged counts come back with
+ * the step's results, and the blocks the upper layer no longer needs go back to the pool.
+ * minicache and h2o are refused with the unfused INT8 baseline. Returns 0, or -1 with one line.
  */
 int cuda_model_set_kv_policy(cuda_model *model, const kv_policy *policy, int budget_tokens,
                              char *err, size_t err_len);
@@ -228,6 +244,8 @@ int cuda_model_forward_decoded(void *model, const int32_t *tokens, int n, float 
 /* Blocks the pool has handed out to sequence seq, and the token rows they keep, all layers together. */
 int cuda_model_held_blocks(const cuda_model *model, int seq);
 long long cuda_model_held_rows(const cuda_model *model, int seq);
+/* minicache: the tokens sequence seq holds merged, over all its pairs (0 under other policies). */
+long long cuda_model_merged_tokens(const cuda_model *model, int seq);
 
 /* Forgets every sequence: their blocks go back to the pool. */
 void cuda_model_reset(cuda_model *model);

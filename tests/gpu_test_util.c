@@ -1,7 +1,8 @@
 #include "tests/gpu_test_util.h"
 
-#include <stdio.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 #include "cache/kv_quant.h"
 #include "kernels/cuda_check.h"
 #include "kernels/half.h"
+#include "model/cpu_ops.h"
 #include "model/sampler.h"
 
 #define HEAD 64
@@ -106,11 +108,92 @@ int32_t *paged_kv_fixture_set_holes(paged_kv_fixture *f, const int *seq_lens, in
     free(kept);
     f->device.hole_rows = holes ? device_copy(holes, (size_t)f->n_seqs * sizeof(int32_t)) : NULL;
     f->device.sink_rows = sinks;
+    f->sinks = sinks;
+    if (holes) {
+        f->holes = checked_malloc((size_t)f->n_seqs * sizeof *f->holes);
+        memcpy(f->holes, holes, (size_t)f->n_seqs * sizeof *f->holes);
+    }
     return dev_kept;
+}
+
+/* 2^u for u uniform in [-2, 2]. */
+static float random_row_factor(uint64_t *rng) {
+    return exp2f(4.0f * sampler_next_uniform(rng) - 2.0f);
+}
+
+/* n_rows ratios 2^u, u uniform in [-2, 2], NaN where `owned` is false. */
+static float *random_ratios(size_t n_rows, const bool *owned, uint64_t *rng) {
+    float *r = checked_malloc(n_rows * sizeof *r);
+    for (size_t i = 0; i < n_rows; i++) r[i] = owned[i] ? random_row_factor(rng) : NAN;
+    return r;
+}
+
+int32_t *paged_kv_fixture_create_merged(paged_kv_fixture *f, int n_head, int max_tokens,
+                                        const int *own_lens, const int *merged, int n_upper,
+                                        uint64_t *rng) {
+    int *lens = checked_malloc(2 * (size_t)n_upper * sizeof *lens);
+    for (int s = 0; s < n_upper; s++) lens[s] = own_lens[s], lens[n_upper + s] = merged[s];
+    paged_kv_fixture_create(f, n_head, 16, max_tokens, lens, 2 * n_upper, rng);
+    free(lens);
+    const size_t page_rows = (size_t)f->n_head * f->block_size;
+    const size_t n_rows = (size_t)f->num_blocks * page_rows;
+    bool *owned = calloc(n_rows, sizeof *owned);
+    for (int i = 0; i < f->n_seqs * f->max_blocks_per_seq; i++)
+        if (f->tables[i] != NO_BLOCK)
+            for (size_t r = 0; r < page_rows; r++) owned[(size_t)f->tables[i] * page_rows + r] = true;
+    f->k_ratios = random_ratios(n_rows, owned, rng);
+    f->v_ratios = random_ratios(n_rows, owned, rng);
+    free(owned);
+    f->n_upper = n_upper;
+    f->merged = checked_malloc((size_t)n_upper * sizeof *f->merged);
+    int32_t *kept = checked_malloc((size_t)n_upper * sizeof *kept);
+    for (int s = 0; s < n_upper; s++) f->merged[s] = merged[s], kept[s] = merged[s] + own_lens[s];
+    int32_t *dev_kept = device_copy(kept, (size_t)n_upper * sizeof *kept);
+    free(kept);
+    f->device.merged_tables = f->device.block_tables + (size_t)n_upper * f->max_blocks_per_seq;
+    f->device.merged_rows = device_copy(f->merged, (size_t)n_upper * sizeof *f->merged);
+    f->device.k_ratios = device_copy(f->k_ratios, n_rows * sizeof *f->k_ratios);
+    f->device.v_ratios = device_copy(f->v_ratios, n_rows * sizeof *f->v_ratios);
+    return dev_kept;
+}
+
+/* Table row `row` of sequence seq into k, v (fp32, all heads), times its ratios when asked. */
+static void fixture_row(const paged_kv_fixture *f, int seq, int row, bool scaled, float *k, float *v) {
+    const int B = f->block_size;
+    const int64_t block = f->tables[seq * f->max_blocks_per_seq + row / B];
+    for (int h = 0; h < f->n_head; h++) {
+        const size_t head_row = (size_t)((block * f->n_head + h) * B + row % B);
+        const float kf = scaled ? f->k_ratios[head_row] : 1.0f, vf = scaled ? f->v_ratios[head_row] : 1.0f;
+        for (int d = 0; d < HEAD; d++) {
+            k[h * HEAD + d] = half_to_float(f->k_pages[head_row * HEAD + d]) * kf;
+            v[h * HEAD + d] = half_to_float(f->v_pages[head_row * HEAD + d]) * vf;
+        }
+    }
+}
+
+void paged_kv_fixture_kept_rows(const paged_kv_fixture *f, int seq, int n_kept, float *k, float *v) {
+    const int C = f->n_head * HEAD, merged = f->merged ? f->merged[seq] : 0;
+    const int hole = f->holes ? f->holes[seq] : 0;
+    for (int t = 0; t < n_kept; t++) {
+        float *k_row = k + (size_t)t * C, *v_row = v + (size_t)t * C;
+        if (t < merged) {
+            fixture_row(f, f->n_upper + seq, t, true, k_row, v_row);
+            continue;
+        }
+        const int own = t - merged;
+        fixture_row(f, seq, own < f->sinks ? own : own + hole, false, k_row, v_row);
+    }
 }
 
 void paged_kv_fixture_destroy(paged_kv_fixture *f) {
     CUDA_CHECK(cudaFree((void *)f->device.hole_rows));
+    CUDA_CHECK(cudaFree((void *)f->device.merged_rows));
+    CUDA_CHECK(cudaFree((void *)f->device.k_ratios));
+    CUDA_CHECK(cudaFree((void *)f->device.v_ratios));
+    free(f->holes);
+    free(f->merged);
+    free(f->k_ratios);
+    free(f->v_ratios);
     CUDA_CHECK(cudaFree((void *)f->device.k));
     CUDA_CHECK(cudaFree((void *)f->device.v));
     CUDA_CHECK(cudaFree((void *)f->device.block_tables));
@@ -119,17 +202,22 @@ void paged_kv_fixture_destroy(paged_kv_fixture *f) {
     free(f->tables);
 }
 
+void paged_kv_fixture_attention(const paged_kv_fixture *f, int seq, int n_kept, const float *q,
+                                int q_stride, int n_new, float *out) {
+    const int C = f->n_head * HEAD;
+    float *k = checked_malloc((size_t)n_kept * C * sizeof *k), *v = checked_malloc((size_t)n_kept * C * sizeof *v);
+    const float **k_rows = checked_malloc((size_t)n_kept * sizeof *k_rows);
+    const float **v_rows = checked_malloc((size_t)n_kept * sizeof *v_rows);
+    float *scores = checked_malloc((size_t)n_kept * sizeof *scores);
+    paged_kv_fixture_kept_rows(f, seq, n_kept, k, v);
+    for (int t = 0; t < n_kept; t++) k_rows[t] = k + (size_t)t * C, v_rows[t] = v + (size_t)t * C;
+    cpu_causal_attention(out, q, q_stride, k_rows, v_rows, n_kept - n_new, n_new, f->n_head, scores);
+    free(k), free(v), free(k_rows), free(v_rows), free(scores);
+}
+
 void paged_kv_fixture_rows(const paged_kv_fixture *f, int seq, int n_tokens, float *k, float *v) {
-    const int C = f->n_head * HEAD, B = f->block_size;
-    for (int t = 0; t < n_tokens; t++) {
-        const int64_t block = f->tables[seq * f->max_blocks_per_seq + t / B];
-        for (int h = 0; h < f->n_head; h++)
-            for (int d = 0; d < HEAD; d++) {
-                const size_t src = (size_t)(((block * f->n_head + h) * B + t % B) * HEAD + d);
-                k[(size_t)t * C + h * HEAD + d] = half_to_float(f->k_pages[src]);
-                v[(size_t)t * C + h * HEAD + d] = half_to_float(f->v_pages[src]);
-            }
-    }
+    const int C = f->n_head * HEAD;
+    for (int t = 0; t < n_tokens; t++) fixture_row(f, seq, t, false, k + (size_t)t * C, v + (size_t)t * C);
 }
 
 /* Quantizes the fp16 row pages[row] of 64 values, times `factor`, into codes[row], scales[row]. */
@@ -138,11 +226,6 @@ static void quantize_page_row(int8_t *codes /* [rows, 64] */, uint16_t *scales /
     float x[HEAD];
     for (int d = 0; d < HEAD; d++) x[d] = half_to_float(pages[row * HEAD + d]) * factor;
     kv_quantize_head(codes + row * HEAD, &scales[row], x);
-}
-
-/* 2^u for u uniform in [-2, 2]. */
-static float random_row_factor(uint64_t *rng) {
-    return exp2f(4.0f * sampler_next_uniform(rng) - 2.0f);
 }
 
 void paged_kv_int8_fixture_create(paged_kv_int8_fixture *q, const paged_kv_fixture *f,

@@ -32,6 +32,11 @@ typedef struct {
     int n_head, block_size, max_blocks_per_seq, num_blocks, n_seqs;
     uint16_t *k_pages, *v_pages; /* [num_blocks, n_head, block_size, 64] host copies */
     int32_t *tables;             /* [n_seqs, max_blocks_per_seq] host copy */
+    int sinks;                   /* set_holes: kept positions before each hole */
+    int32_t *holes;              /* [n_seqs] set_holes: host copy, or NULL */
+    int n_upper;                 /* set_merged: sequences [0, n_upper) read merged rows */
+    int32_t *merged;             /* [n_upper] set_merged: host copy, or NULL */
+    float *k_ratios, *v_ratios;  /* [num_blocks, n_head, block_size] set_merged: host copies */
     paged_kv_layer device;       /* the same on the device */
 } paged_kv_fixture;
 
@@ -46,6 +51,35 @@ void paged_kv_fixture_destroy(paged_kv_fixture *f);
  */
 int32_t *paged_kv_fixture_set_holes(paged_kv_fixture *f, const int *seq_lens /* [n_seqs] */,
                                     int sinks, const int *holes /* [n_seqs] or NULL */);
+
+/*
+ * A fixture for MiniCache at a pair's upper layer: sequence s < n_seqs reads first merged[s]
+ * rows of the lower layer (table n_seqs + s, each (row, head) of K and of V scaled by a random
+ * ratio in [1/4, 4]: f->device.merged_tables, merged_rows, k_ratios, v_ratios; unowned rows'
+ * ratios are NaN), then own_lens[s] rows of its own (table s), in pages of 16 tokens. Returns
+ * the kernels' lengths merged[s] + own_lens[s] on the device (the caller frees them).
+ */
+int32_t *paged_kv_fixture_create_merged(paged_kv_fixture *f, int n_head, int max_tokens,
+                                        const int *own_lens /* [n_seqs] */,
+                                        const int *merged /* [n_seqs] */, int n_seqs,
+                                        uint64_t *rng);
+
+/*
+ * Kept positions [0, n_kept) of sequence seq as the kernels must read them, fp32, all heads
+ * side by side: past its hole (set_holes), after its merged rows scaled by their ratios
+ * (set_merged).
+ */
+void paged_kv_fixture_kept_rows(const paged_kv_fixture *f, int seq, int n_kept,
+                                float *k /* [n_kept, n_head * 64] */,
+                                float *v /* [n_kept, n_head * 64] */);
+
+/*
+ * The reference attention of sequence seq: cpu_causal_attention (model/cpu_ops) of n_new queries,
+ * those of its last n_new kept positions, over its n_kept kept rows (paged_kv_fixture_kept_rows).
+ */
+void paged_kv_fixture_attention(const paged_kv_fixture *f, int seq, int n_kept,
+                                const float *q /* [n_new, q_stride] */, int q_stride, int n_new,
+                                float *out /* [n_new, n_head * 64] */);
 
 /* Rows [0, n_tokens) of sequence seq as fp32, all heads side by side: what cpu_ops reads. */
 void paged_kv_fixture_rows(const paged_kv_fixture *f, int seq, int n_tokens,

@@ -5,7 +5,8 @@
  * (tests/gpu_test_util.h). The output rows are poisoned, with padding columns that must stay
  * poisoned. Tolerance as in test_attention_decode_gpu: |gpu - cpu| <= 1e-3 |cpu| + 1e-4. With
  * eviction holes (kv.hole_rows, kv.sink_rows), a chunk attends to the kept cached rows only:
- * the first sinks and those past its sequence's hole.
+ * the first sinks and those past its sequence's hole. At a MiniCache pair's upper layer the
+ * first kept rows are the lower layer's, scaled per row and head by their ratios.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,7 +16,6 @@
 #include "kernels/cuda_check.h"
 #include "kernels/half.h"
 #include "kernels/kernels.h"
-#include "model/cpu_ops.h"
 #include "tests/check.h"
 #include "tests/gpu_test_util.h"
 
@@ -23,60 +23,37 @@
 #define OUT_PAD 8 /* halves after each output row */
 
 /*
- * The reference rows [n_new, C] of sequence s: cpu_causal_attention over the kept rows of its
- * table (rows [sinks, sinks + hole) evicted; pos0 rows before the new ones, hole included).
+ * Launches the prefill attention over sequences [0, n_seqs) of kv, each with kept[s] rows of
+ * which the last new_tokens[s] are its queries' (dev_lens: kept, on the device), and checks every
+ * output row against the reference and the padding columns.
  */
-static float *reference_rows(const float *q /* [n_new, q_stride] */, int q_stride,
-                             const paged_kv_fixture *kv, int seq, int pos0, int n_new, int sinks,
-                             int hole) {
-    const int C = kv->n_head * HEAD, len = pos0 + n_new;
-    float *out = malloc((size_t)n_new * C * sizeof *out);
-    float *k = malloc((size_t)len * C * sizeof *k), *v = malloc((size_t)len * C * sizeof *v);
-    const float **k_rows = malloc((size_t)len * sizeof *k_rows), **v_rows = malloc((size_t)len * sizeof *v_rows);
-    float *scores = malloc((size_t)len * sizeof *scores);
-    paged_kv_fixture_rows(kv, seq, len, k, v);
-    int kept = 0;
-    for (int t = 0; t < len; t++)
-        if (t < sinks || t >= sinks + hole)
-            k_rows[kept] = k + (size_t)t * C, v_rows[kept++] = v + (size_t)t * C;
-    cpu_causal_attention(out, q, q_stride, k_rows, v_rows, kept - n_new, n_new, kv->n_head, scores);
-    free(k), free(v), free(k_rows), free(v_rows), free(scores);
-    return out;
-}
-
-/* holes NULL: no eviction; else rows [sinks, sinks + holes[s]) of cached[s] are evicted. */
-static void run_case(int n_head, int block_size, const int *cached, const int *new_tokens,
-                     int n_seqs, int sinks, const int *holes, uint64_t *rng) {
-    const int C = n_head * HEAD, q_stride = 3 * C, out_stride = C + OUT_PAD;
-    int *lens = malloc((size_t)n_seqs * sizeof *lens), *starts = malloc((size_t)(n_seqs + 1) * sizeof *starts);
-    int max_len = 1, max_new = 1;
+static void check_prefill(const paged_kv_fixture *kv, const int32_t *dev_lens, const int *kept,
+                          const int *new_tokens, int n_seqs, uint64_t *rng) {
+    const int n_head = kv->n_head, C = n_head * HEAD, q_stride = 3 * C, out_stride = C + OUT_PAD;
+    int *starts = malloc((size_t)(n_seqs + 1) * sizeof *starts), max_new = 1;
     starts[0] = 0;
     for (int s = 0; s < n_seqs; s++) {
-        lens[s] = cached[s] + new_tokens[s];
         starts[s + 1] = starts[s] + new_tokens[s];
-        if (lens[s] > max_len) max_len = lens[s];
         if (new_tokens[s] > max_new) max_new = new_tokens[s];
     }
     const int n_rows = starts[n_seqs];
-    paged_kv_fixture kv;
-    paged_kv_fixture_create(&kv, n_head, block_size, max_len, lens, n_seqs, rng);
     uint16_t *q = random_halves((size_t)n_rows * q_stride, 1.0f, rng);
     gpt2_f16 *dev_q = device_copy(q, (size_t)n_rows * q_stride * 2);
     int32_t *dev_starts = device_copy(starts, (size_t)(n_seqs + 1) * sizeof(int32_t));
-    int32_t *dev_lens = paged_kv_fixture_set_holes(&kv, lens, sinks, holes);
     gpt2_f16 *dev_out;
     CUDA_CHECK(cudaMalloc((void **)&dev_out, (size_t)n_rows * out_stride * 2));
     CUDA_CHECK(cudaMemset(dev_out, 0xFF, (size_t)n_rows * out_stride * 2));
 
-    launch_attention_prefill(dev_out, out_stride, dev_q, q_stride, kv.device, dev_starts, dev_lens,
+    launch_attention_prefill(dev_out, out_stride, dev_q, q_stride, kv->device, dev_starts, dev_lens,
                              n_seqs, max_new, 0);
     uint16_t *out = malloc((size_t)n_rows * out_stride * 2);
     CUDA_CHECK(cudaMemcpy(out, dev_out, (size_t)n_rows * out_stride * 2, cudaMemcpyDeviceToHost));
 
     float *qf = halves_to_floats(q, (size_t)n_rows * q_stride);
     for (int s = 0; s < n_seqs; s++) {
-        float *ref = reference_rows(qf + (size_t)starts[s] * q_stride, q_stride, &kv, s, cached[s],
-                                    new_tokens[s], sinks, holes ? holes[s] : 0);
+        float *ref = malloc((size_t)new_tokens[s] * C * sizeof *ref);
+        paged_kv_fixture_attention(kv, s, kept[s], qf + (size_t)starts[s] * q_stride, q_stride,
+                                   new_tokens[s], ref);
         int bad = 0, pad_bad = 0;
         for (int i = 0; i < new_tokens[s]; i++) {
             const uint16_t *row = out + (size_t)(starts[s] + i) * out_stride;
@@ -86,17 +63,52 @@ static void run_case(int n_head, int block_size, const int *cached, const int *n
             }
             for (int c = C; c < out_stride; c++) pad_bad += row[c] != 0xFFFF;
         }
-        CHECK(bad == 0, "%d heads, block %d: sequence %d (cached %d, new %d): %d values off", n_head,
-              block_size, s, cached[s], new_tokens[s], bad);
+        CHECK(bad == 0, "%d heads, block %d: sequence %d (%d kept, %d new): %d values off", n_head,
+              kv->block_size, s, kept[s], new_tokens[s], bad);
         CHECK(pad_bad == 0, "sequence %d: %d padding values written", s, pad_bad);
         free(ref);
     }
-    paged_kv_fixture_destroy(&kv);
     CUDA_CHECK(cudaFree(dev_q));
     CUDA_CHECK(cudaFree(dev_starts));
-    CUDA_CHECK(cudaFree(dev_lens));
     CUDA_CHECK(cudaFree(dev_out));
-    free(lens), free(starts), free(q), free(out), free(qf);
+    free(starts), free(q), free(out), free(qf);
+}
+
+/* holes NULL: no eviction; else rows [sinks, sinks + holes[s]) of cached[s] are evicted. */
+static void run_case(int n_head, int block_size, const int *cached, const int *new_tokens,
+                     int n_seqs, int sinks, const int *holes, uint64_t *rng) {
+    int *lens = malloc((size_t)n_seqs * sizeof *lens), *kept = malloc((size_t)n_seqs * sizeof *kept);
+    int max_len = 1;
+    for (int s = 0; s < n_seqs; s++) {
+        lens[s] = cached[s] + new_tokens[s];
+        kept[s] = lens[s] - (holes ? holes[s] : 0);
+        if (lens[s] > max_len) max_len = lens[s];
+    }
+    paged_kv_fixture kv;
+    paged_kv_fixture_create(&kv, n_head, block_size, max_len, lens, n_seqs, rng);
+    int32_t *dev_lens = paged_kv_fixture_set_holes(&kv, lens, sinks, holes);
+    check_prefill(&kv, dev_lens, kept, new_tokens, n_seqs, rng);
+    paged_kv_fixture_destroy(&kv);
+    CUDA_CHECK(cudaFree(dev_lens));
+    free(lens), free(kept);
+}
+
+/*
+ * MiniCache's upper layer: sequence s reads merged[s] rows of its pair's lower layer (scaled by
+ * their ratios), then its own cached[s] rows and new_tokens[s] new ones.
+ */
+static void run_merged_case(int n_head, const int *cached, const int *new_tokens, const int *merged,
+                            int n_seqs, uint64_t *rng) {
+    int own[16], kept[16];
+    for (int s = 0; s < n_seqs; s++) {
+        own[s] = cached[s] + new_tokens[s];
+        kept[s] = own[s] + merged[s];
+    }
+    paged_kv_fixture kv;
+    int32_t *dev_lens = paged_kv_fixture_create_merged(&kv, n_head, 256, own, merged, n_seqs, rng);
+    check_prefill(&kv, dev_lens, kept, new_tokens, n_seqs, rng);
+    paged_kv_fixture_destroy(&kv);
+    CUDA_CHECK(cudaFree(dev_lens));
 }
 
 int main(void) {
@@ -118,5 +130,8 @@ int main(void) {
     run_case(2, 16, hole_cached, hole_new, 3, 0, window_holes, &rng);
     const int sink_holes[] = {30, 15, 13};
     run_case(2, 16, hole_cached, hole_new, 3, 4, sink_holes, &rng);
+    /* Chunks over MiniCache's merged rows: none merged, some, a long merged prefix. */
+    const int merged_cached[] = {10, 0, 33}, merged_new[] = {40, 7, 1}, merged_rows[] = {0, 20, 150};
+    run_merged_case(2, merged_cached, merged_new, merged_rows, 3, &rng);
     return check_finish("test_attention_prefill_gpu");
 }

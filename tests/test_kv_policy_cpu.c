@@ -229,14 +229,24 @@ static void slerp_half(float *a, float *b) {
     }
 }
 
-/* minicache after the call of token t: the pair (o, o + 1) merged unless a head is too far apart. */
+static bool zero_head(const float *a /* [64] */) {
+    for (int d = 0; d < 64; d++)
+        if (a[d] != 0.0f) return false;
+    return true;
+}
+
+/*
+ * minicache after the call of token t: the pair (o, o + 1) merged unless a head is too far
+ * apart, or has a direction in one layer only.
+ */
 static void oracle_merge(step_oracle *o, int lower, int t) {
     const int C = o->m->config.n_embd;
     float *rows[2][2] = {{row_at(o->k, lower, t, C), row_at(o->k, lower + 1, t, C)},
                          {row_at(o->v, lower, t, C), row_at(o->v, lower + 1, t, C)}};
     for (int kv = 0; kv < 2; kv++)
         for (int h = 0; h < C / 64; h++)
-            if (head_angle(rows[kv][0] + h * 64, rows[kv][1] + h * 64) > acos(KV_MINICACHE_RETAIN_COS))
+            if (head_angle(rows[kv][0] + h * 64, rows[kv][1] + h * 64) > acos(KV_MINICACHE_RETAIN_COS) ||
+                zero_head(rows[kv][0] + h * 64) != zero_head(rows[kv][1] + h * 64))
                 return;
     for (int kv = 0; kv < 2; kv++)
         for (int h = 0; h < C / 64; h++) slerp_half(rows[kv][0] + h * 64, rows[kv][1] + h * 64);
@@ -402,9 +412,10 @@ static int check_minicache(cpu_model *m, const int32_t *ids, kv_format format, i
     CHECK(merged == o.merged[0], "minicache:0: %d tokens merged, the oracle %d", merged, o.merged[0]);
     oracle_free(&o);
     const long long H = m->config.n_head, row = 2 * H * head_bytes(format);
-    const long long merged_bytes = row + 2 /* layers */ * 2 /* K, V */ * H * 4 /* fp32 norm */;
-    check_usage(m, "minicache:0", merged + 2LL * retained, pages_of(merged) + 2 * pages_of(retained),
-                merged * merged_bytes + 2LL * retained * row);
+    const long long ratio_bytes = 2 /* K, V */ * H * 4 /* fp32 */;
+    /* the lower layer holds every token, the upper one its retained ones */
+    check_usage(m, "minicache:0", merged + 2LL * retained, pages_of(N_TOKENS) + pages_of(retained),
+                (long long)N_TOKENS * row + merged * ratio_bytes + retained * row);
     return merged;
 }
 

@@ -16,6 +16,14 @@
  *   none, and all go back on release.
  * Then a batch: sequences of different prompts decode together (graph replays) under sinks and
  * under h2o, and each draws the ids it draws alone.
+ *
+ * minicache (merged rows read through the lower layer's table, kernels/kv_minicache.cu) runs on
+ * the checkpoint with its two layers made nearly a pair (layer 1 reads layer 0's LN_1 and QKV
+ * weights, layer 0 adds a fraction of its output), so that some tokens merge and some stay: in
+ * fp16 and int8, logits as above, and the rows held against the CPU reference's (which counts
+ * them as the pool holds them; a token whose cosine sits at the threshold may decide otherwise
+ * under fp16 noise, so 2 rows either way are allowed), both kinds of token present; then the
+ * batch. The unfused INT8 baseline refuses it, as it refuses h2o.
  */
 #include <math.h>
 #include <stdio.h>
@@ -56,7 +64,8 @@ static int blocks_bound(const kv_policy *p, int n_layer, int n, int block_size) 
     for (int l = 0; l < n_layer; l++) {
         if (kv_policy_kv_source(p, l) != l) continue; /* a borrower holds nothing */
         const int budget = kv_policy_layer_budget(p, l, n_layer, BUDGET);
-        if (p->kind == KV_POLICY_FULL || p->kind == KV_POLICY_SHARE || budget >= n) {
+        if (p->kind == KV_POLICY_FULL || p->kind == KV_POLICY_SHARE ||
+            p->kind == KV_POLICY_MINICACHE || budget >= n) {
             bound += (n + block_size - 1) / block_size;
             continue;
         }
@@ -98,12 +107,15 @@ static void check_policy(cuda_model *gpu, cpu_model *cpu, const char *text, cons
     free(gpu_logits), free(cpu_logits);
 }
 
-/* H2O's scores live beside the pool's pages: the unfused INT8 copy cannot carry them. */
-static void check_h2o_refused(cuda_model *gpu) {
-    char err[GPT2_ERR_LEN] = "";
-    const kv_policy h2o = {.kind = KV_POLICY_H2O, .heavy = 4, .window = 4};
-    CHECK(cuda_model_set_kv_policy(gpu, &h2o, BUDGET, err, sizeof err) == -1 &&
-          strstr(err, "unfused INT8"), "h2o on the unfused INT8 baseline: '%s'", err);
+/* H2O's scores and MiniCache's ratios live beside the pool's pages: the unfused INT8 copy has none. */
+static void check_refused_unfused(cuda_model *gpu) {
+    const kv_policy refused[] = {{.kind = KV_POLICY_H2O, .heavy = 4, .window = 4},
+                                 {.kind = KV_POLICY_MINICACHE, .first_layer = 0}};
+    for (int i = 0; i < 2; i++) {
+        char err[GPT2_ERR_LEN] = "";
+        CHECK(cuda_model_set_kv_policy(gpu, &refused[i], BUDGET, err, sizeof err) == -1 &&
+              strstr(err, "unfused INT8"), "policy %d on the unfused INT8 baseline: '%s'", i, err);
+    }
 }
 
 /* n_seqs prompts decode `steps` greedy steps together; each must draw what it draws alone. */
@@ -148,6 +160,61 @@ static void check_batch(cuda_model *gpu, const char *text, const int32_t *ids, i
     sampler_destroy(&greedy);
 }
 
+/*
+ * Layers 0 and 1 made nearly a pair, as test_kv_policy_cpu's pair_layers does: layer 1's LN_1
+ * and QKV tensors become views of layer 0's, and layer 0's projections into the residual are
+ * scaled by eps (copies in *storage, which the caller frees; the tensors are fp32).
+ */
+static void pair_layers(gpt2_checkpoint *ckpt, float eps, float **storage) {
+    gpt2_layer_tensors *l0 = &ckpt->layers[0], *l1 = &ckpt->layers[1];
+    l1->ln_1_w = l0->ln_1_w, l1->ln_1_b = l0->ln_1_b, l1->attn_w = l0->attn_w, l1->attn_b = l0->attn_b;
+    gpt2_tensor *scaled[] = {&l0->attn_proj_w, &l0->attn_proj_b, &l0->mlp_proj_w, &l0->mlp_proj_b};
+    size_t total = 0;
+    for (int i = 0; i < 4; i++) total += (size_t)scaled[i]->numel;
+    float *next = *storage = malloc(total * sizeof(float));
+    for (int i = 0; i < 4; i++) {
+        CHECK(scaled[i]->dtype == GPT2_F32, "pair_layers: %s is not fp32", scaled[i]->name);
+        memcpy(next, scaled[i]->data, (size_t)scaled[i]->numel * sizeof(float));
+        for (int64_t j = 0; j < scaled[i]->numel; j++) next[j] *= eps;
+        scaled[i]->data = next;
+        next += scaled[i]->numel;
+    }
+}
+
+/* minicache:0 on the paired checkpoint, in fp16 and int8: logits, rows held, and a batch. */
+static void check_minicache(const gpt2_checkpoint *paired, const int32_t *ids) {
+    const int P = paired->config.n_positions;
+    for (int int8 = 0; int8 < 2; int8++) {
+        char err[GPT2_ERR_LEN];
+        const cuda_model_options options = {.kv_mem_bytes = 4u << 20, .max_seqs = 4, .int8_kv = int8};
+        cuda_model gpu;
+        cpu_model cpu;
+        if (cuda_model_create(&gpu, paired, &options, err, sizeof err) != 0 ||
+            cpu_model_create(&cpu, paired, 0, int8 ? KV_FORMAT_INT8 : KV_FORMAT_FP16, err,
+                             sizeof err) != 0) {
+            CHECK(false, "%s", err);
+            return;
+        }
+        const char *form = int8 ? "int8" : "fp16";
+        check_policy(&gpu, &cpu, "minicache:0", ids, P, form);
+        /* again, to read the rows held before check_policy's release */
+        float *logits = malloc((size_t)P * gpu.config.vocab_size * sizeof *logits);
+        CHECK(cuda_model_forward_decoded(&gpu, ids, P, logits, err, sizeof err) == 0, "%s", err);
+        const long long gpu_rows = cuda_model_held_rows(&gpu, 0);
+        const long long cpu_rows = cpu_model_kv_usage(&cpu).rows; /* merged + 2 x retained */
+        CHECK(llabs(gpu_rows - cpu_rows) <= 2, "minicache:0 %s: %lld rows held, the CPU reference "
+              "%lld", form, gpu_rows, cpu_rows);
+        CHECK(cpu_rows > P && cpu_rows < 2LL * P, "minicache:0 %s: %lld rows of %d tokens: merged "
+              "and retained tokens must both occur", form, cpu_rows, P);
+        printf("test_kv_policy_gpu minicache:0 %s: %lld rows held (cpu %lld; full %d), %d tokens "
+               "merged\n", form, gpu_rows, cpu_rows, 2 * P, (int)(2 * P - gpu_rows));
+        free(logits);
+        if (!int8) check_batch(&gpu, "minicache:0", ids, 30);
+        cuda_model_destroy(&gpu);
+        cpu_model_destroy(&cpu);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
@@ -190,7 +257,7 @@ int main(int argc, char **argv) {
         }
         for (const char *const *p = forms[f].policies; *p; p++)
             check_policy(&gpu, &cpu, *p, ids, P, forms[f].name);
-        if (forms[f].unfused) check_h2o_refused(&gpu);
+        if (forms[f].unfused) check_refused_unfused(&gpu);
         if (f == 0) {
             check_batch(&gpu, "sinks:2,window:7", ids, 30);
             check_batch(&gpu, "h2o:4,window:6", ids, 30);
@@ -198,6 +265,10 @@ int main(int argc, char **argv) {
         cuda_model_destroy(&gpu);
         cpu_model_destroy(&cpu);
     }
+    float *paired_storage;
+    pair_layers(&ckpt, 0.6f, &paired_storage);
+    check_minicache(&ckpt, ids);
+    free(paired_storage);
     free(ids);
     gpt2_checkpoint_close(&ckpt);
     return check_finish("test_kv_policy_gpu");

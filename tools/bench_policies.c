@@ -23,13 +23,14 @@
  *
  * Memory is what the CPU reference holds, counted as the paged pool would hold it
  * (cpu_model_kv_usage): kept rows per layer times the bytes of a row in the format, pages of 16
- * tokens per layer; a share borrower holds none; a minicache pair holds a merged token's
- * direction once plus its norms. The table gives each run's peak over every call; the memory
- * chart, the bytes held after each token of the first segment at one budget.
+ * tokens per layer; a share borrower holds none; a minicache pair holds every token in its lower
+ * layer, a merged one with its norm ratios beside it, and only its retained tokens in the upper
+ * layer. The table gives each run's peak over every call; the memory chart, the bytes held after
+ * each token of the first segment at one budget.
  *
- * --backend cuda runs the same on the CUDA pool (minicache, which it does not have, is left
- * out), one engine per KV format, a token per cuda_model_forward call; its memory is what the
- * pool's allocator really holds, pages times the bytes of a page, after each call. On a GPU (not
+ * --backend cuda runs the same on the CUDA pool, one engine per KV format, a token per
+ * cuda_model_forward call; its memory is what the pool's allocator really holds, pages times the
+ * bytes of a page (and minicache's ratios of its merged tokens), after each call. On a GPU (not
  * the emulator) each run is then also timed: one sequence decodes the whole context greedily
  * from a one-token prompt, ids drawn on the device (decode graphs), and decode_tok_per_s is
  * tokens over the wall time; the cpu backend and the emulator report no speed. With -o DIR:
@@ -85,7 +86,7 @@ static const char help[] =
     "  --minicache-l0 N   minicache's first pair (default n_layer / 2)\n"
     "  --kv FORMAT        the cache's format for every run: fp32 (the cpu default), fp16 (the\n"
     "                     cuda default) or int8\n"
-    "  --backend B        cpu (default) or cuda: the CUDA pool (no minicache), timed on a GPU\n"
+    "  --backend B        cpu (default) or cuda: the CUDA pool, timed on a GPU\n"
     "  -o DIR             also write DIR/" RESULT_FILE " and its charts (PNG)";
 
 typedef struct {
@@ -239,10 +240,6 @@ static int plan_runs(policies_bench *b) {
             const kv_format format = int8 ? KV_FORMAT_INT8 : f;
             if (add_run(b, text, q ? "share qalign" : "share", format, 0, N) != 0) return 1;
         }
-    if (opt->backend == BACKEND_CUDA) {
-        fprintf(stderr, "gpt2 bench policies: minicache is not in the CUDA pool: left out\n");
-        return 0;
-    }
     snprintf(text, sizeof text, "minicache:%d", first_pair(opt->minicache_l0, L));
     return add_run(b, text, "minicache", f, 0, N);
 }
@@ -273,11 +270,16 @@ static cli_model *engine_for(policies_bench *b, kv_format format) {
     return &b->engines[i];
 }
 
-/* The CUDA pool's holdings of sequence 0: the pages the allocator handed out, and their bytes. */
+/*
+ * The CUDA pool's holdings of sequence 0: the pages the allocator handed out, and their bytes,
+ * with the norm ratios (K and V, per head) of the tokens minicache holds merged.
+ */
 static cpu_kv_usage pool_usage(const cuda_model *m) {
     const long long pages = cuda_model_held_blocks(m, 0);
+    const long long ratio_bytes = 2LL * m->config.n_head * KV_MINICACHE_RATIO_BYTES;
     return (cpu_kv_usage){.rows = cuda_model_held_rows(m, 0), .pages = pages,
-                          .bytes = pages * (long long)kv_pool_bytes_per_block(&m->kv.shape)};
+                          .bytes = pages * (long long)kv_pool_bytes_per_block(&m->kv.shape) +
+                                   cuda_model_merged_tokens(m, 0) * ratio_bytes};
 }
 
 /* cpu_model_decode's contract on the CUDA pool: one token per call from the first. */

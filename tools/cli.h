@@ -94,8 +94,7 @@ bool cli_kv_policy_flag(cli_args *args, cli_kv_policy_flags *flags);
 #define CLI_KV_POLICY_HELP                                                                    \
     "  --kv-policy P      which tokens the KV cache keeps: full (default), window:W,\n"         \
     "                     sinks:S,window:W, h2o:H,window:W, pyramid:r0,r1,.., minicache:L0,\n"  \
-    "                     share:L0[,qalign] (cache/kv_policy.h); cuda runs all but h2o and\n"   \
-    "                     minicache, which run on the cpu backend\n"                           \
+    "                     share:L0[,qalign] (cache/kv_policy.h), on either backend\n"           \
     "  --kv-budget N      the tokens pyramid's ratios scale (default: the model's context)\n"
 
 /* The CUDA engine's flags that every model command takes: --unfused and --device. */

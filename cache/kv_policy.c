@@ -142,6 +142,17 @@ int kv_policy_first_chunk(const kv_policy *p, int n_layer, int budget_tokens, in
     return first;
 }
 
+int kv_policy_restart_keeps(const kv_policy *p) {
+    if (p->kind == KV_POLICY_WINDOW) return p->window;
+    return p->kind == KV_POLICY_SINKS ? p->sinks + p->window : 0;
+}
+
+int kv_policy_restart_context(const kv_policy *p, int32_t *ids, int len) {
+    const int sinks = p->kind == KV_POLICY_SINKS ? p->sinks : 0, keep = kv_policy_restart_keeps(p);
+    memmove(ids + sinks, ids + len - (keep - sinks), (size_t)(keep - sinks) * sizeof *ids);
+    return keep;
+}
+
 int kv_policy_kv_source(const kv_policy *p, int layer) {
     if (p->kind != KV_POLICY_SHARE || layer < p->first_layer) return layer;
     return layer - (layer - p->first_layer) % 2;

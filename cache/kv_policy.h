@@ -64,6 +64,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KV_POLICY_MAX_GROUPS 64 /* pyramid ratios */
 /* minicache: a token whose two layers' heads (K or V) have a cosine below this stays unmerged. */
@@ -122,6 +123,16 @@ int kv_policy_layer_budget(const kv_policy *policy, int layer, int n_layer, int 
  */
 int kv_policy_first_chunk(const kv_policy *policy, int n_layer, int budget_tokens, int max_chunk,
                           int n);
+
+/*
+ * Past n_positions (window and sinks only): the tokens a restart keeps, the first S and the
+ * last W of the context, which the next call prefills afresh at positions 0 .. S + W - 1 (GPT-2's
+ * positions are learned and absolute, so kept tokens cannot keep theirs). kv_policy_restart_keeps
+ * returns S + W, or 0 for a policy that cannot run past the context. kv_policy_restart_context
+ * moves the kept tokens of ids[0, len) (len > S + W) to its front and returns S + W.
+ */
+int kv_policy_restart_keeps(const kv_policy *policy);
+int kv_policy_restart_context(const kv_policy *policy, int32_t *ids /* [len] */, int len);
 
 /* The layer whose K and V layer `layer` reads: itself, or under share its pair's lower layer. */
 int kv_policy_kv_source(const kv_policy *policy, int layer);

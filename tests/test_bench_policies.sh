@@ -94,6 +94,7 @@ expect_error "cuda fp32" "--kv fp32 is the cpu backend's" bench --backend cuda -
 expect_error "budget list" "flag '--budgets'" bench --budgets 0,50
 expect_error "budget too small" "the sinks policy needs at least 8" bench --budgets 10 --pyramid 1,0.5
 expect_error "memory budget" "--memory-budget 30 is not one of --budgets" bench --memory-budget 30
+expect_error "past on cpu" "--past decodes on the CUDA pool" bench --past 100
 expect_error "pyramid groups" "4 ratios for 2 layers" bench
 expect_error "share pair" "L0 1 leaves no pair" bench --pyramid 1,0.5 --share-l0 1
 expect_error "no text" "heldout.txt" "$gpt2" bench policies -m "$tiny"

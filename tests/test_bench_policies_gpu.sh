@@ -8,6 +8,9 @@
 #    16 bytes (2 heads' K and V norm ratios, fp32) per merged token; full, share, h2o
 #    (compacted) and minicache hold exactly the cpu's pages, the window policies at most one page
 #    more per layer (two with sinks): eviction frees whole pages only.
+#  - --past 150: every window and sinks run decodes 150 tokens past the 64-token context, and
+#    restarts when its context reaches 65 tokens, keeping K = W (or S + W): once at step 64,
+#    then every 65 - K steps (arithmetic); the other runs do not go past.
 # usage: test_bench_policies_gpu.sh GPT2 TINY_HF_DIR   (exits 77 with no CUDA device)
 set -u
 gpt2=$1
@@ -19,7 +22,7 @@ import random
 random.seed(5)
 print(' '.join(random.choice('a b c d e f g h l m n o'.split()) for _ in range(100)))" >"$work/text"
 args=(-m "$tiny" -f "$work/text" --pyramid 1,0.5 --share-l0 0 --minicache-l0 0 --kv fp16 --budgets 25,50)
-if ! "$gpt2" bench policies "${args[@]}" --backend cuda -o "$work/cuda" >"$work/table" 2>"$work/err"; then
+if ! "$gpt2" bench policies "${args[@]}" --backend cuda --past 150 -o "$work/cuda" >"$work/table" 2>"$work/err"; then
   if grep -q "no CUDA device" "$work/err"; then
     echo "test_bench_policies_gpu: no CUDA device, skipped"
     exit 77
@@ -45,6 +48,14 @@ for name, g in cuda.items():
     exact = name == "full" or name.startswith(("share", "h2o", "minicache"))
     most = 0 if exact else 2 * (2 if name.startswith("sinks") else 1)
     assert 0 <= extra <= most, (name, g["peak_kv_pages"], c["peak_kv_pages"])
+    past = g.get("past_context")
+    if name.startswith(("window", "sinks")):
+        keep = sum(int(part.split(":")[1]) for part in name.split(","))
+        restarts = 1 + (150 - 1 - 64) // (65 - keep)
+        assert past and past["tokens"] == 150 and past["restarts"] == restarts, (name, past, restarts)
+        assert past["restart_tokens"] == keep and "tok_per_s" not in past, (name, past)
+    else:
+        assert past is None, (name, past)
 PY
 [ "$failures" -eq 0 ] && echo "test_bench_policies_gpu: all checks passed"
 exit $((failures > 0))

@@ -115,6 +115,24 @@ static void check_share_sources(void) {
     CHECK(kv_policy_kv_source(&p, 5) == 5, "a layer reads itself without sharing");
 }
 
+/* Past the context: a restart keeps the first S and the last W of ids 0 .. 9, in order. */
+static void check_restarts(void) {
+    const struct { const char *policy; int keeps; int32_t want[8]; } cases[] = {
+        {"window:3", 3, {7, 8, 9}}, {"sinks:2,window:3", 5, {0, 1, 7, 8, 9}}, {"full", 0, {0}},
+        {"h2o:2,window:3", 0, {0}}, {"pyramid:1,0.5", 0, {0}}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const kv_policy p = parse_ok(cases[c].policy);
+        CHECK(kv_policy_restart_keeps(&p) == cases[c].keeps, "%s keeps %d tokens past the context",
+              cases[c].policy, kv_policy_restart_keeps(&p));
+        if (cases[c].keeps == 0) continue;
+        int32_t ids[10];
+        for (int i = 0; i < 10; i++) ids[i] = i;
+        const int n = kv_policy_restart_context(&p, ids, 10);
+        CHECK(n == cases[c].keeps && memcmp(ids, cases[c].want, (size_t)n * sizeof *ids) == 0,
+              "%s: the restart keeps %d tokens, %d %d %d ..", cases[c].policy, n, ids[0], ids[1], ids[2]);
+    }
+}
+
 int main(void) {
     check_forms();
     check_round_trips();
@@ -122,5 +140,6 @@ int main(void) {
     check_against_model();
     check_budgets();
     check_share_sources();
+    check_restarts();
     return check_finish("test_kv_policy");
 }

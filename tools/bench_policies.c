@@ -33,8 +33,11 @@
  * bytes of a page (and minicache's ratios of its merged tokens), after each call. On a GPU (not
  * the emulator) each run is then also timed: one sequence decodes the whole context greedily
  * from a one-token prompt, ids drawn on the device (decode graphs), and decode_tok_per_s is
- * tokens over the wall time; the cpu backend and the emulator report no speed. With -o DIR:
- * DIR/bench_policies.json (tools/result.h) and its three charts.
+ * tokens over the wall time; the cpu backend and the emulator report no speed. Also on cuda,
+ * each window and sinks run that keeps fewer tokens than the context decodes --past tokens
+ * past it, restarting as generate does, and reports its restarts (on a GPU their mean time and
+ * the tok/s with them). With -o DIR: DIR/bench_policies.json (tools/result.h) and its three
+ * charts.
  */
 #include <errno.h>
 #include <math.h>
@@ -87,6 +90,9 @@ static const char help[] =
     "  --kv FORMAT        the cache's format for every run: fp32 (the cpu default), fp16 (the\n"
     "                     cuda default) or int8\n"
     "  --backend B        cpu (default) or cuda: the CUDA pool, timed on a GPU\n"
+    "  --past N           cuda, window and sinks: also decode N tokens from a one-token prompt,\n"
+    "                     past the context, restarting it as generate does (default: 3 x the\n"
+    "                     context on a GPU, 0 on the emulator)\n"
     "  -o DIR             also write DIR/" RESULT_FILE " and its charts (PNG)";
 
 typedef struct {
@@ -98,13 +104,14 @@ typedef struct {
     kv_format kv;
     bool kv_given;
     cli_backend backend;
+    int past;                            /* tokens decoded past the context; -1: the default */
 } policies_options;
 
 /* Returns 0 to run, 1 for an error already printed, 2 when help was printed. */
 static int parse_options(int argc, char **argv, policies_options *opt) {
     *opt = (policies_options){.bytes = 8000, .budgets = {25, 50, 100}, .n_budgets = 3,
                               .pyramid = "1,1,0.5,0.25", .share_l0 = -1, .minicache_l0 = -1,
-                              .kv = KV_FORMAT_FP32};
+                              .kv = KV_FORMAT_FP32, .past = -1};
     cli_args args = {.cmd = CMD, .argc = argc, .argv = argv};
     opt->backend = BACKEND_CPU;
     int bytes = -1;
@@ -124,6 +131,7 @@ static int parse_options(int argc, char **argv, policies_options *opt) {
         else if (cli_flag(&args, "--minicache-l0")) cli_int(&args, 0, 1 << 20, &opt->minicache_l0);
         else if (cli_flag(&args, "--kv")) opt->kv_given = cli_kv_format_parse(&args, &opt->kv);
         else if (cli_flag(&args, "--backend")) cli_backend_parse(&args, &opt->backend);
+        else if (cli_flag(&args, "--past")) cli_int(&args, 0, 1 << 24, &opt->past);
         else if (cli_flag(&args, "-o")) opt->out_dir = cli_value(&args);
         else return cli_unknown(&args);
     }
@@ -133,6 +141,8 @@ static int parse_options(int argc, char **argv, policies_options *opt) {
     if (opt->backend == BACKEND_CUDA && opt->kv == KV_FORMAT_FP32)
         return cli_error(CMD, "--kv fp32 is the cpu backend's; the CUDA pool is fp16 or int8");
     if (!opt->memory_budget) opt->memory_budget = opt->budgets[0];
+    if (opt->past > 0 && opt->backend != BACKEND_CUDA)
+        return cli_error(CMD, "--past decodes on the CUDA pool (--backend cuda)");
     for (int i = 0; i < opt->n_budgets; i++)
         if (opt->budgets[i] == opt->memory_budget) return 0;
     return cli_error(CMD, "--memory-budget %d is not one of --budgets", opt->memory_budget);
@@ -154,6 +164,10 @@ typedef struct {
     cpu_kv_usage *trace;     /* [trace_len]: held after each token of the first segment */
     int trace_len;
     double decode_tok_per_s; /* cuda on a GPU: the whole context decoded greedily; else 0 */
+    int past_tokens;         /* cuda, window and sinks: tokens decoded past the context (--past) */
+    int restarts;            /* the context restarts that took */
+    double restart_ms;       /* on a GPU: their mean time; else 0 */
+    double past_tok_per_s;   /* on a GPU: past_tokens over the whole time, restarts included */
 } policy_run;
 
 typedef struct {
@@ -167,6 +181,7 @@ typedef struct {
     int n_segments;
     policy_run runs[MAX_RUNS];
     int n_runs;
+    int past;                /* cuda: tokens each window or sinks run decodes past the context */
 } policies_bench;
 
 /* The budget in tokens of a share of the context. */
@@ -377,6 +392,62 @@ static int time_decodes(policies_bench *b) {
     return rc;
 }
 
+/*
+ * Past the context (cuda, window and sinks): one sequence decodes --past tokens greedily from a
+ * one-token prompt; each time its context outgrows n_positions, the tokens the policy keeps are
+ * prefilled again at fresh positions (kv_policy_restart_context), as generate does. Counts the
+ * restarts and, on a GPU, times them and the whole run.
+ */
+static int decode_past_context(policies_bench *b, policy_run *r, const sampler *greedy) {
+    char err[GPT2_ERR_LEN];
+    const int N = b->config->n_positions;
+    cuda_model *m = &engine_for(b, r->format)->cuda;
+    int32_t *context = malloc((size_t)(N + 1) * sizeof *context), id = b->ids.ids[0];
+    if (!context) return cli_error(CMD, "out of memory");
+    int len = 1, rc = cuda_model_set_kv_policy(m, &r->policy, r->budget_tokens, err, sizeof err);
+    context[0] = id;
+    double restart_seconds = 0.0;
+    const double start = cli_now();
+    if (rc == 0) rc = cuda_model_forward(m, 0, &id, 1, false, NULL, greedy, 0.0f, &id, err, sizeof err);
+    for (int t = 1; rc == 0 && t < b->past; t++) {
+        context[len++] = id;
+        if (len <= N) {
+            rc = cuda_model_forward(m, 0, &id, 1, false, NULL, greedy, 0.0f, &id, err, sizeof err);
+            continue;
+        }
+        const double restart = cli_now();
+        len = kv_policy_restart_context(&r->policy, context, len);
+        cuda_model_release(m, 0);
+        rc = cuda_model_forward(m, 0, context, len, false, NULL, greedy, 0.0f, &id, err, sizeof err);
+        restart_seconds += cli_now() - restart;
+        r->restarts++;
+    }
+    const double seconds = cli_now() - start;
+    cuda_model_release(m, 0);
+    free(context);
+    if (rc != 0) return cli_error(CMD, "%s past the context: %s", r->name, err);
+    r->past_tokens = b->past;
+    if (!bench_emulated) {
+        r->restart_ms = r->restarts ? 1e3 * restart_seconds / r->restarts : 0.0;
+        r->past_tok_per_s = r->past_tokens / seconds;
+    }
+    return 0;
+}
+
+/* Every run that can go past the context (it keeps fewer tokens than the context) does. */
+static int decode_past_contexts(policies_bench *b) {
+    sampler greedy;
+    if (sampler_create(&greedy, b->config->vocab_size, (sampler_params){.temperature = 0.0f, .top_p = 1.0f}) != 0)
+        return cli_error(CMD, "out of memory");
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < b->n_runs; i++) {
+        const int kept = kv_policy_restart_keeps(&b->runs[i].policy);
+        if (kept > 0 && kept < b->config->n_positions) rc = decode_past_context(b, &b->runs[i], &greedy);
+    }
+    sampler_destroy(&greedy);
+    return rc;
+}
+
 /* ---- the text ---- */
 
 static int load_text(policies_bench *b) {
@@ -437,6 +508,15 @@ static void print_table(const policies_bench *b) {
                100.0 * (ppl_of(r) / ppl_of(full) - 1.0), logit_comparison_mean_kl(&r->cmp),
                100.0 * logit_comparison_top1(&r->cmp));
         if (timed) printf(" %13.0f", r->decode_tok_per_s);
+        putchar('\n');
+    }
+    for (int i = 0; i < b->n_runs; i++) {
+        const policy_run *r = &b->runs[i];
+        if (!r->past_tokens) continue;
+        printf("past the context, %s: %d tokens decoded, %d restarts of %d tokens", r->name,
+               r->past_tokens, r->restarts, kv_policy_restart_keeps(&r->policy));
+        if (r->past_tok_per_s > 0)
+            printf(", %.3f ms each, %.0f tok/s overall", r->restart_ms, r->past_tok_per_s);
         putchar('\n');
     }
 }
@@ -581,6 +661,18 @@ static void write_run(result_writer *w, const policies_bench *b, const policy_ru
     result_member_int(w, "peak_kv_rows", r->peak.rows);
     result_member_number(w, "kv_bytes_of_full", (double)r->peak.bytes / (double)full->peak.bytes);
     if (r->decode_tok_per_s > 0) result_member_number(w, "decode_tok_per_s", r->decode_tok_per_s);
+    if (r->past_tokens) {
+        result_key(w, "past_context");
+        result_begin_object(w);
+        result_member_int(w, "tokens", r->past_tokens);
+        result_member_int(w, "restarts", r->restarts);
+        result_member_int(w, "restart_tokens", kv_policy_restart_keeps(&r->policy));
+        if (r->past_tok_per_s > 0) {
+            result_member_number(w, "restart_ms_mean", r->restart_ms);
+            result_member_number(w, "tok_per_s", r->past_tok_per_s);
+        }
+        result_end_object(w);
+    }
     result_end_object(w);
 }
 
@@ -593,7 +685,8 @@ static void write_settings(result_writer *w, const policies_bench *b) {
     result_member_int(w, "bytes", (long long)opt->bytes);
     result_member_int(w, "tokens", (long long)b->ids.len);
     result_member_int(w, "segments", b->n_segments);
-    result_member_string(w, "backend", "cpu");
+    result_member_string(w, "backend", cli_backend_name(opt->backend));
+    if (b->past > 0) result_member_int(w, "past_tokens", b->past);
     result_member_string(w, "kv", kv_format_name(opt->kv));
     for (int i = 0; i < opt->n_budgets; i++) budgets[i] = opt->budgets[i];
     result_key(w, "budgets_percent");
@@ -668,6 +761,11 @@ static int run_bench(policies_bench *b, int record_argc, char **record_argv) {
     if (rc == 0) rc = plan_runs(b);
     if (rc == 0) rc = measure(b);
     if (rc == 0 && b->opt->backend == BACKEND_CUDA && !bench_emulated) rc = time_decodes(b);
+    if (rc == 0 && b->opt->backend == BACKEND_CUDA) {
+        const int N = b->config->n_positions;
+        b->past = b->opt->past >= 0 ? b->opt->past : bench_emulated ? 0 : 3 * N;
+        if (b->past > 0) rc = decode_past_contexts(b);
+    }
     if (rc == 0) print_table(b);
     if (rc == 0 && b->opt->out_dir) rc = save_outputs(b, record_argc, record_argv);
     for (int r = 0; r < b->n_runs; r++) free(b->runs[r].trace);

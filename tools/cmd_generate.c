@@ -165,29 +165,14 @@ static int emit(const generate_options *opt, generation *gen, const char *bytes,
 }
 
 /*
- * Past the context (window policies): the tokens the cache keeps, the first S and the last W,
- * how many of each a restart keeps; false for the policies that cannot run past n_positions.
- */
-static bool restart_keeps(const kv_policy *p, int *sinks, int *window) {
-    if (p->kind != KV_POLICY_WINDOW && p->kind != KV_POLICY_SINKS) return false;
-    *sinks = p->kind == KV_POLICY_SINKS ? p->sinks : 0;
-    *window = p->window;
-    return true;
-}
-
-/*
  * The context has outgrown the model's positions: it becomes the tokens the policy keeps, the
- * first S and the last W (the new token among them), which the next call prefills afresh at
- * positions 0 .. S + W - 1. GPT-2's positions are learned and absolute, so kept tokens cannot
- * keep theirs past n_positions: this re-embeds them, one prefill of S + W tokens every
- * n_positions - (S + W) generated tokens.
+ * first S and the last W (the new token among them), which the next call prefills afresh
+ * (kv_policy_restart_context): one prefill of S + W tokens every n_positions - (S + W)
+ * generated tokens.
  */
 static void restart_context(const generate_options *opt, cli_model *model, token_ids *context) {
-    int sinks = 0, window = 0;
-    restart_keeps(&opt->policy.policy, &sinks, &window);
-    memmove(context->ids + sinks, context->ids + context->len - window,
-            (size_t)window * sizeof *context->ids);
-    context->len = (size_t)(sinks + window);
+    context->len = (size_t)kv_policy_restart_context(&opt->policy.policy, context->ids,
+                                                      (int)context->len);
     cli_model_reset(model);
 }
 
@@ -354,16 +339,16 @@ static int check_prompt(const generate_options *opt, const cli_model *model, con
         if (gen->prompt.ids[i] >= c->vocab_size)
             return cli_error("generate", "prompt token id %d is outside this model's vocabulary of %d",
                              gen->prompt.ids[i], c->vocab_size);
-    int sinks, window;
-    const bool restarts = restart_keeps(&opt->policy.policy, &sinks, &window);
+    const int kept = kv_policy_restart_keeps(&opt->policy.policy);
+    const bool restarts = kept > 0;
     const bool past = gen->prompt.len + (size_t)opt->n_new > (size_t)c->n_positions;
     if (past && (!restarts || gen->prompt.len > (size_t)c->n_positions))
         return cli_error("generate", "prompt (%zu tokens) + -n %d exceeds the model's context of %d "
                          "tokens%s", gen->prompt.len, opt->n_new, c->n_positions,
                          restarts ? "" : " (the window and sinks KV policies run past it)");
-    if (past && sinks + window >= c->n_positions)
+    if (past && kept >= c->n_positions)
         return cli_error("generate", "--kv-policy keeps %d tokens, not fewer than the model's "
-                         "context of %d, so it cannot run past it", sinks + window, c->n_positions);
+                         "context of %d, so it cannot run past it", kept, c->n_positions);
     size_t forwarded = gen->prompt.len + (opt->n_new > 0 ? (size_t)opt->n_new - 1 : 0);
     if (forwarded > (size_t)c->n_positions) forwarded = (size_t)c->n_positions;
     return cli_model_check_kv("generate", model, forwarded);

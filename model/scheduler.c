@@ -22,28 +22,45 @@ typedef struct {
     int *batch_slots;
     float *batch_uniforms;
     bool *batch_nonfinite;
+    int restart_keep;         /* tokens a restart past the context keeps; 0: no restarts */
+    int32_t *restart_context; /* [n_positions + 1] the context of a sequence restarting */
+    int32_t *kept_storage;    /* [n_requests, restart_keep] each request's kept tokens */
 } scheduler;
 
-/* Tokens request r has run through the model, or will when admitted: prompt and drawn tokens. */
-static int context_len(const batch_request *r) { return r->prompt_len + r->n_generated; }
+/* Tokens r's cache holds once admitted and caught up: its base and the drawn tokens after it. */
+static int context_len(const batch_request *r) {
+    return r->base_len + r->n_generated - r->base_generated;
+}
 
-/* The most tokens r ever holds in the cache: all but the last it draws. */
-static int peak_tokens(const batch_request *r) {
-    return r->prompt_len + (r->max_new > 0 ? r->max_new - 1 : 0);
+/* The most tokens r ever holds in the cache: all but the last it draws, at most the context. */
+static int peak_tokens(const batch_request *r, int n_positions) {
+    const int64_t peak = (int64_t)r->prompt_len + (r->max_new > 0 ? r->max_new - 1 : 0);
+    return peak < n_positions ? (int)peak : n_positions;
+}
+
+/* The tokens a restart past the context keeps under the model's policy; 0 when it cannot. */
+static int restart_keep_of(const cuda_model *m) {
+    const int keep = kv_policy_restart_keeps(&m->policy);
+    return keep < m->config.n_positions ? keep : 0;
 }
 
 static int check_requests(const cuda_model *m, const batch_request *requests, int n, char *err,
                           size_t err_len) {
-    const int capacity = cuda_model_kv_capacity(m);
+    const int capacity = cuda_model_kv_capacity(m), N = m->config.n_positions;
+    const bool restarts = restart_keep_of(m) > 0;
     for (int i = 0; i < n; i++) {
         const batch_request *r = &requests[i];
-        if ((int64_t)r->prompt_len + r->max_new > m->config.n_positions)
+        if (restarts && r->prompt_len > N)
+            return snprintf(err, err_len, "prompt %d: %d tokens exceed the model's context of %d "
+                            "tokens", i, r->prompt_len, N), -1;
+        if (!restarts && (int64_t)r->prompt_len + r->max_new > N)
             return snprintf(err, err_len, "prompt %d: %d tokens + %d to generate exceed the model's "
-                            "context of %d tokens", i, r->prompt_len, r->max_new,
-                            m->config.n_positions), -1;
-        if (r->max_new > 0 && peak_tokens(r) > capacity)
+                            "context of %d tokens (the window and sinks KV policies run past it)",
+                            i, r->prompt_len, r->max_new, N), -1;
+        const int peak = peak_tokens(r, N);
+        if (r->max_new > 0 && peak > capacity)
             return snprintf(err, err_len, "prompt %d needs %d tokens of KV cache, and the whole pool "
-                            "holds %d of one sequence: give --kv-mem more bytes", i, peak_tokens(r),
+                            "holds %d of one sequence: give --kv-mem more bytes", i, peak,
                             capacity), -1;
     }
     return 0;
@@ -88,24 +105,30 @@ static bool fits(const scheduler *s, int slot, int n_tokens) {
 }
 
 /*
- * Prefills the prompt of the request at the head of the queue. A fresh request draws its first
- * token from it; a preempted one has drawn its tokens already, and feeds them again through the
- * decode steps that follow (its catch-up), so that its cache is rebuilt bit for bit.
+ * Prefills r's base (its prompt, or the tokens of its last restart) into its slot. When every
+ * drawn token is inside the base (a fresh request, a restart) it draws the next token from it;
+ * a preempted request has drawn its tokens already, and feeds those after the base again
+ * through the decode steps that follow (its catch-up), so that its cache is rebuilt bit for bit.
  */
+static void prefill_base(scheduler *s, batch_request *r) {
+    r->n_fed = r->base_generated;
+    const bool draws = r->n_fed == r->n_generated;
+    const float uniform = draws ? sampler_stream_uniform(&s->smp->params, &r->rng_state) : 0.0f;
+    char err[GPT2_ERR_LEN];
+    int32_t id = -1;
+    const int rc = cuda_model_forward(s->model, r->slot, r->base, r->base_len, false, NULL, s->smp,
+                                      uniform, draws ? &id : NULL, err, sizeof err);
+    s->stats->prefills++;
+    if (rc != 0) fail(r, err);
+    else if (draws) take_token(s, r, id);
+}
+
+/* Admits the request at the head of the queue: a slot, and its base prefilled. */
 static void admit(scheduler *s, int index) {
     batch_request *r = &s->requests[index];
     r->slot = s->free_slots[--s->n_free_slots];
     s->waiting_head++, s->waiting_len--;
-    const bool fresh = r->n_generated == 0;
-    const float uniform = fresh ? sampler_stream_uniform(&s->smp->params, &r->rng_state) : 0.0f;
-    char err[GPT2_ERR_LEN];
-    int32_t id = -1;
-    const int rc = cuda_model_forward(s->model, r->slot, r->prompt, r->prompt_len, false, NULL,
-                                      s->smp, uniform, fresh ? &id : NULL, err, sizeof err);
-    s->stats->prefills++;
-    r->n_fed = 0;
-    if (rc != 0) fail(r, err);
-    else if (fresh) take_token(s, r, id);
+    prefill_base(s, r);
     if (r->state != REQUEST_WAITING) {
         leave_model(s, r);
         return;
@@ -134,6 +157,34 @@ static void preempt_latest(scheduler *s) {
     s->waiting[--s->waiting_head] = index;
     s->waiting_len++;
     s->stats->preemptions++;
+}
+
+/*
+ * Past the context: every running sequence whose cache is full restarts from the tokens its
+ * policy keeps of its context (the base, the drawn tokens fed since, and the one it feeds next),
+ * prefilled afresh in its slot, which draws its next token. It frees more blocks than it takes.
+ */
+static void restart_full_contexts(scheduler *s) {
+    const int N = s->model->config.n_positions;
+    for (int i = s->n_running - 1; s->restart_keep && i >= 0; i--) {
+        batch_request *r = &s->requests[s->running[i]];
+        if (cuda_model_cached(s->model, r->slot) < N) continue;
+        const int after = r->n_fed + 1 - r->base_generated; /* drawn tokens past the base, the next included */
+        memcpy(s->restart_context, r->base, (size_t)r->base_len * sizeof(int32_t));
+        memcpy(s->restart_context + r->base_len, r->generated + r->base_generated,
+               (size_t)after * sizeof(int32_t));
+        r->base_len = kv_policy_restart_context(&s->model->policy, s->restart_context,
+                                                r->base_len + after);
+        memcpy(r->kept, s->restart_context, (size_t)r->base_len * sizeof(int32_t));
+        r->base = r->kept;
+        r->base_generated = r->n_fed + 1;
+        cuda_model_release(s->model, r->slot);
+        prefill_base(s, r);
+        s->stats->restarts++;
+        if (r->state == REQUEST_RUNNING) continue;
+        leave_model(s, r);
+        remove_running(s, i);
+    }
 }
 
 /* A block for every running sequence's next token, oldest first, preempting the latest. */
@@ -184,6 +235,7 @@ static int schedule(scheduler *s, char *err, size_t err_len) {
         if (s->n_running == 0 && s->waiting_len > 0) /* check_requests rules this out */
             return snprintf(err, err_len, "scheduler: an empty pool cannot admit request %d",
                             s->waiting[s->waiting_head]), -1;
+        restart_full_contexts(s);
         reserve_next_tokens(s);
         if (s->n_running > 0 && decode_running(s, err, err_len) != 0) return -1;
     }
@@ -193,6 +245,7 @@ static int schedule(scheduler *s, char *err, size_t err_len) {
 static void free_scheduler(scheduler *s) {
     free(s->waiting), free(s->running), free(s->free_slots), free(s->batch_tokens);
     free(s->batch_ids), free(s->batch_slots), free(s->batch_uniforms), free(s->batch_nonfinite);
+    free(s->restart_context), free(s->kept_storage);
 }
 
 int batch_run(cuda_model *model, batch_request *requests, int n_requests, const sampler *smp,
@@ -208,9 +261,13 @@ int batch_run(cuda_model *model, batch_request *requests, int n_requests, const 
                    .batch_ids = malloc(n_seqs * sizeof(int32_t)),
                    .batch_slots = malloc(n_seqs * sizeof(int)),
                    .batch_uniforms = malloc(n_seqs * sizeof(float)),
-                   .batch_nonfinite = malloc(n_seqs * sizeof(bool))};
+                   .batch_nonfinite = malloc(n_seqs * sizeof(bool)),
+                   .restart_keep = restart_keep_of(model)};
+    s.restart_context = malloc(((size_t)model->config.n_positions + 1) * sizeof(int32_t));
+    s.kept_storage = malloc(n_req * (size_t)(s.restart_keep ? s.restart_keep : 1) * sizeof(int32_t));
     if (!s.waiting || !s.running || !s.free_slots || !s.batch_tokens || !s.batch_ids ||
-        !s.batch_slots || !s.batch_uniforms || !s.batch_nonfinite) {
+        !s.batch_slots || !s.batch_uniforms || !s.batch_nonfinite || !s.restart_context ||
+        !s.kept_storage) {
         free_scheduler(&s);
         return snprintf(err, err_len, "scheduler: out of host memory"), -1;
     }
@@ -219,7 +276,9 @@ int batch_run(cuda_model *model, batch_request *requests, int n_requests, const 
         batch_request *r = &requests[i];
         *r = (batch_request){.prompt = r->prompt, .prompt_len = r->prompt_len, .max_new = r->max_new,
                              .seed = r->seed, .generated = r->generated, .rng_state = r->seed,
-                             .slot = -1, .state = r->max_new > 0 ? REQUEST_WAITING : REQUEST_DONE};
+                             .slot = -1, .state = r->max_new > 0 ? REQUEST_WAITING : REQUEST_DONE,
+                             .base = r->prompt, .base_len = r->prompt_len,
+                             .kept = s.kept_storage + (size_t)i * (size_t)s.restart_keep};
         if (r->state == REQUEST_WAITING) s.waiting[s.waiting_len++] = i;
     }
     const int rc = schedule(&s, err, err_len);

@@ -12,6 +12,13 @@
  * batch, before it draws the next. A request finishes at its budget or, with stop_at_eot, at
  * <|endoftext|>, and frees its blocks then.
  *
+ * Past the context (the window and sinks KV policies, when they keep fewer tokens than
+ * n_positions): a sequence whose cache holds n_positions tokens restarts before it feeds the
+ * next one, as gpt2 generate does (cache/kv_policy.h, kv_policy_restart_context): its context
+ * becomes the tokens its policy keeps, which one prefill embeds afresh at positions from 0 and
+ * which draws its next token. A preempted request is readmitted from the tokens of its last
+ * restart, not its prompt.
+ *
  * Request i draws from a stream of its own (sampler_stream_uniform, starting at its seed), one
  * uniform per token. Every kernel of a decode step is batch-invariant (model/cuda_model.h) and
  * a recomputed cache is built by the same calls as the first, so a request's tokens equal those
@@ -46,12 +53,18 @@ typedef struct {
     int slot;               /* its sequence in the model while running, else -1 */
     int n_fed;              /* drawn tokens whose K and V are in its cache */
     bool drew_eot;
+    const int32_t *base;    /* [base_len] what its cache is built from: the prompt, or after a
+                               restart past the context the tokens kept then */
+    int base_len;
+    int base_generated;     /* drawn tokens inside base (0 before any restart) */
+    int32_t *kept;          /* [the policy's kept tokens] base after a restart */
 } batch_request;
 
 typedef struct {
     int prefills;           /* admissions, recomputations included */
     int decode_steps;
     int preemptions;
+    int restarts;           /* contexts restarted past n_positions */
     int largest_batch;      /* most sequences in one decode step */
     long decoded_tokens;    /* tokens drawn by decode steps */
 } batch_stats;
@@ -61,7 +74,8 @@ typedef struct {
  * (its own stream is not used). stop_at_eot ends a request at <|endoftext|> (eot_id).
  * Returns 0 when every request ran (some may have failed alone: REQUEST_FAILED, with its
  * error), or -1 with one line in err when one can never run: its prompt plus budget pass the
- * context, or more tokens than the whole KV pool holds. Nothing runs then.
+ * context (its prompt alone, under a policy that restarts), or more tokens than the whole KV
+ * pool holds. Nothing runs then.
  * Every block is back in the pool on return.
  */
 int batch_run(cuda_model *model, batch_request *requests, int n_requests, const sampler *smp,

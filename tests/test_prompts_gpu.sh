@@ -8,6 +8,9 @@
 #  - text output: each completion under its header, in input order;
 #  - a pool too small for all of them waits and preempts (the stats say so), and still gives
 #    the same ids; one that can never hold a prompt + -n is one clear line and a non-zero exit;
+#  - past the context (sinks:2,window:14, 120 tokens on 64 positions): each sequence restarts
+#    when its context fills, as it does alone, in a batch and in a pool small enough to preempt
+#    (restarts and preemptions both counted), with the ids of each prompt alone;
 #  - --prompts with -p, on the cpu backend, or with an empty file: one clear line each.
 # usage: test_prompts_gpu.sh GPT2 FIXTURE_DIR   (exits 77 with no CUDA device)
 set -u
@@ -20,26 +23,27 @@ if ! "$gpt2" generate -m "$model" --backend cuda -p "1" -n 1 >/dev/null 2>"$work
 fi
 
 printf '1,2,3\n9\n4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4\n7,1\n0,0,5,6,7,8,9,1,2\n3\r\n8,8' >"$work/prompts"
-n_prompts=7
-batch() { "$gpt2" generate -m "$model" --backend cuda --prompts "$work/prompts" -n 20 --seed 11 "$@"; }
+prompts=$work/prompts n_prompts=7 n_new=20
+batch() { "$gpt2" generate -m "$model" --backend cuda --prompts "$prompts" -n "$n_new" --seed 11 "$@"; }
 
 # alone_ids FLAGS...: the ids of each prompt run alone, one JSON list per line.
 alone_ids() {
   for i in $(seq 0 $((n_prompts - 1))); do
-    line=$(sed -n "$((i + 1))p" "$work/prompts" | tr -d '\r')
-    "$gpt2" generate -m "$model" --backend cuda -p "$line" -n 20 --seed $((11 + i)) --json "$@" \
+    line=$(sed -n "$((i + 1))p" "$prompts" | tr -d '\r')
+    "$gpt2" generate -m "$model" --backend cuda -p "$line" -n "$n_new" --seed $((11 + i)) --json "$@" \
       2>>"$work/alone_err" | python3 -c 'import json, sys; print(json.load(sys.stdin)["ids"])'
   done
 }
 # batch_ids FILE: the ids of a --json batch, checking one object per line in input order.
 batch_ids() {
-  python3 - "$1" "$n_prompts" <<'PY'
+  python3 - "$1" "$n_prompts" "$n_new" <<'PY'
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 assert len(lines) == int(sys.argv[2]), f"{len(lines)} lines"
 for i, line in enumerate(lines):
     r = json.loads(line)
-    assert r["index"] == i and r["seed"] == 11 + i and r["generated_tokens"] == len(r["ids"]) == 20, r
+    assert r["index"] == i and r["seed"] == 11 + i, r
+    assert r["generated_tokens"] == len(r["ids"]) == int(sys.argv[3]), r
     print(r["ids"])
 PY
 }
@@ -67,6 +71,23 @@ headers=$(grep -c '^=== prompt [0-9]* (line [0-9]*, seed [0-9]*) ===$' "$work/sm
 [ "$headers" -eq "$n_prompts" ] || fail "text output: $headers headers, expected $n_prompts"
 [ "$(grep '^=== prompt' "$work/small.txt" | awk '{print $3}' | tr '\n' ' ')" = "0 1 2 3 4 5 6 " ] \
   || fail "text output out of order"
+
+# Past the context, batched and preempted, against each prompt alone.
+printf '1,2,3\n4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4\n7,1' >"$work/past_prompts"
+prompts=$work/past_prompts n_prompts=3 n_new=120
+past=(--kv-policy sinks:2,window:14)
+alone_ids "${past[@]}" >"$work/past_alone" || fail "past the context alone: $(cat "$work/alone_err")"
+for pool in "" "--kv-mem 64K"; do
+  # shellcheck disable=SC2086
+  batch --json "${past[@]}" $pool >"$work/past.json" 2>"$work/err" || fail "past the context ($pool): $(cat "$work/err")"
+  batch_ids "$work/past.json" >"$work/past_batch" || fail "past the context JSON ($pool)"
+  cmp -s "$work/past_alone" "$work/past_batch" \
+    || fail "past the context ($pool) differs from the prompts alone: $(diff "$work/past_alone" "$work/past_batch")"
+done
+batch "${past[@]}" --kv-mem 64K >/dev/null 2>"$work/err" || fail "past the context, small pool: $(cat "$work/err")"
+grep -Eq "3 prompts, 360 tokens generated .* [1-9][0-9]* preemptions, [1-9][0-9]* context restarts" "$work/err" \
+  || fail "past the context: no preemption or no restart: $(cat "$work/err")"
+prompts=$work/prompts n_prompts=7 n_new=20
 
 # Refusals: one line each, nothing run.
 expect_error "pool never fits" "prompt 2 needs 58 tokens of KV cache, and the whole pool holds 48" \

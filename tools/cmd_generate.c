@@ -452,9 +452,9 @@ static void print_batch_stats(const prompt_batch *b, const batch_stats *st, doub
     long generated = 0;
     for (int i = 0; i < b->count; i++) generated += b->requests[i].n_generated;
     fprintf(stderr, "gpt2: %d prompts, %ld tokens generated in %.2f s (%.1f tok/s); %d prefills, "
-            "%d decode steps, largest batch %d, %d preemptions\n", b->count, generated, seconds,
-            seconds > 0 ? (double)generated / seconds : 0.0, st->prefills, st->decode_steps,
-            st->largest_batch, st->preemptions);
+            "%d decode steps, largest batch %d, %d preemptions, %d context restarts\n", b->count,
+            generated, seconds, seconds > 0 ? (double)generated / seconds : 0.0, st->prefills,
+            st->decode_steps, st->largest_batch, st->preemptions, st->restarts);
 }
 
 static int run_prompts(const generate_options *opt, const tokenizer *tok, cli_model *model) {

@@ -1,9 +1,10 @@
 /*
- * gpt2 bench ops and bench roofline (tools/bench_ops.c, tools/bench_roofline.c), and the pieces
- * that the benchmarks share: from tools/cmd_bench.c sample statistics, the device as the tables
- * and titles name it, the statistics' JSON members, and the drawing of a saved result's charts;
- * from tools/bench_ops.c the per-op timing (a CUDA graph replayed between events after an L2
- * flush) and the ceilings it is measured against.
+ * gpt2 bench ops, bench roofline and bench e2e (tools/bench_ops.c, tools/bench_roofline.c,
+ * tools/bench_e2e.c), and the pieces that the benchmarks share: from tools/cmd_bench.c integer
+ * lists, sample statistics, the device as the tables and titles name it, the statistics' JSON
+ * members, and the drawing of a saved result's charts; from tools/bench_ops.c the per-op timing
+ * (a CUDA graph replayed between events after an L2 flush) and the ceilings it is measured
+ * against.
  */
 #ifndef GPT2_BENCH_OPS_H
 #define GPT2_BENCH_OPS_H
@@ -143,5 +144,10 @@ int cmd_bench_ops(int argc, char **argv, int record_argc, char **record_argv);
 /* ---- bench roofline (tools/bench_roofline.c), called the same way ---- */
 
 int cmd_bench_roofline(int argc, char **argv, int record_argc, char **record_argv);
+
+/* ---- bench e2e (tools/bench_e2e.c), called the same way, and its usage text ---- */
+
+int cmd_bench_e2e(int argc, char **argv, int record_argc, char **record_argv);
+extern const char bench_e2e_help[];
 
 #endif

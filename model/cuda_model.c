@@ -364,9 +364,20 @@ int cuda_model_create(cuda_model *model, const gpt2_checkpoint *ckpt,
     return rc;
 }
 
-void cuda_model_destroy(cuda_model *model) {
+/*
+ * Forgets every captured decode graph: they bake in the sampling settings and the KV policy's
+ * launches and views, so the next step of each bucket captures its graph again.
+ */
+static void drop_decode_graphs(cuda_model *m) {
     for (int b = 0; b < CUDA_GRAPH_BUCKETS; b++)
-        if (model->decode_graphs[b]) CUDA_CHECK(cudaGraphExecDestroy(model->decode_graphs[b]));
+        if (m->decode_graphs[b]) {
+            CUDA_CHECK(cudaGraphExecDestroy(m->decode_graphs[b]));
+            m->decode_graphs[b] = NULL;
+        }
+}
+
+void cuda_model_destroy(cuda_model *model) {
+    drop_decode_graphs(model);
     CUDA_CHECK(cudaFree(model->weights.storage));
     CUDA_CHECK(cudaFree(model->act.storage));
     destroy_pool(&model->kv, model->max_seqs);
@@ -453,6 +464,7 @@ int cuda_model_set_kv_policy(cuda_model *model, const kv_policy *policy, int bud
         return snprintf(err, err_len, "cuda backend: a KV budget of %d tokens, expected 1..%d",
                         budget_tokens, c->n_positions), -1;
     cuda_model_reset(model);
+    drop_decode_graphs(model); /* captured under the old policy's launches and views */
     model->policy = *policy;
     model->budget_tokens = budget_tokens;
     bool *stores = malloc((size_t)c->n_layer * sizeof *stores);
@@ -839,10 +851,14 @@ static void head_forward(cuda_model *m, const step_shape *step, int first, int r
     nvtxRangePop();
 }
 
-/* The step's results (ids, flags, MiniCache's merged counts) to the host, in one copy. */
+/* The step's results (ids, flags; under minicache its merged counts) to the host, in one copy. */
 static void fetch_results(cuda_model *m) {
-    CUDA_CHECK(cudaMemcpyAsync(m->host.next_ids, m->device.next_ids, m->host.result_bytes,
-                               cudaMemcpyDeviceToHost, m->stream));
+    const cuda_step_inputs *h = &m->host;
+    const size_t bytes = m->policy.kind == KV_POLICY_MINICACHE
+                             ? h->result_bytes
+                             : (size_t)((char *)h->merged_tokens - (char *)h->next_ids);
+    CUDA_CHECK(cudaMemcpyAsync(h->next_ids, m->device.next_ids, bytes, cudaMemcpyDeviceToHost,
+                               m->stream));
 }
 
 /*
@@ -1058,12 +1074,7 @@ static bool same_sampling(const cuda_model *m, const sampler *smp) {
  * bucket again when the sampling settings change), then replayed.
  */
 static void replay_decode_graph(cuda_model *m, const step_shape *step, const sampler *smp) {
-    if (!same_sampling(m, smp))
-        for (int b = 0; b < CUDA_GRAPH_BUCKETS; b++)
-            if (m->decode_graphs[b]) {
-                CUDA_CHECK(cudaGraphExecDestroy(m->decode_graphs[b]));
-                m->decode_graphs[b] = NULL;
-            }
+    if (!same_sampling(m, smp)) drop_decode_graphs(m);
     m->graph_sampling = smp->params;
     m->graph_vocab = smp->vocab_size;
     int index = 0;

@@ -113,7 +113,8 @@ typedef struct {
     int32_t *merged_tokens;      /* [n_layer, n_seqs] MiniCache, at a pair's lower layer: the
                                     step's tokens it merged */
     size_t bytes;                /* host to device: ids .. uniforms */
-    size_t result_bytes;         /* device to host: next_ids .. merged_tokens */
+    size_t result_bytes;         /* device to host: next_ids .. merged_tokens (merged_tokens
+                                    only under minicache) */
 } cuda_step_inputs;
 
 /*
@@ -215,7 +216,7 @@ void cuda_model_destroy(cuda_model *model);
 
 /*
  * The KV policy (cache/kv_policy.h) every sequence runs under from now on; forgets every
- * sequence first. The pool enforces full, window, sinks, pyramid and share: after each call a
+ * sequence and every captured decode graph first. The pool enforces full, window, sinks, pyramid and share: after each call a
  * sequence's layers evict what their budget does not keep (budget_tokens scales pyramid's), and
  * the blocks that empties go back to the pool at once; under share a borrowing layer holds no
  * blocks and reads its owner's. Under h2o the decode attention accumulates each row's

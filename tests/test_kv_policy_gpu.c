@@ -118,7 +118,28 @@ static void check_refused_unfused(cuda_model *gpu) {
     }
 }
 
-/* n_seqs prompts decode `steps` greedy steps together; each must draw what it draws alone. */
+/*
+ * Sequence 0 decodes `steps` greedy steps from `prompt` into out: replayed from the decode
+ * graphs, or (eager) launch by launch, its logits asked for too.
+ */
+static void decode_alone(cuda_model *gpu, const sampler *greedy, const int32_t *prompt, int n,
+                         int steps, bool eager, int32_t *out) {
+    char err[GPT2_ERR_LEN];
+    float *logits = eager ? malloc((size_t)gpu->config.vocab_size * sizeof *logits) : NULL;
+    CHECK(cuda_model_forward(gpu, 0, prompt, n, false, logits, greedy, 0.0f, &out[0], err,
+                             sizeof err) == 0, "%s", err);
+    for (int t = 1; t < steps; t++)
+        CHECK(cuda_model_forward(gpu, 0, &out[t - 1], 1, false, logits, greedy, 0.0f, &out[t], err,
+                                 sizeof err) == 0, "%s", err);
+    cuda_model_release(gpu, 0);
+    free(logits);
+}
+
+/*
+ * n_seqs prompts decode `steps` greedy steps together; each must draw what it draws alone, and
+ * alone from the graphs what it draws launch by launch (a graph captured under another policy,
+ * replayed, would not).
+ */
 static void check_batch(cuda_model *gpu, const char *text, const int32_t *ids, int steps) {
     enum { N_SEQS = 3 };
     static const int prompt_lens[N_SEQS] = {5, 20, 11};
@@ -128,15 +149,13 @@ static void check_batch(cuda_model *gpu, const char *text, const int32_t *ids, i
           cuda_model_set_kv_policy(gpu, &policy, BUDGET, err, sizeof err) == 0, "%s: %s", text, err);
     sampler greedy;
     sampler_create(&greedy, gpu->config.vocab_size, (sampler_params){.temperature = 0.0f, .top_p = 1.0f});
-    int32_t alone[N_SEQS][64], together[N_SEQS][64];
+    int32_t alone[N_SEQS][64], eager[N_SEQS][64], together[N_SEQS][64];
     for (int s = 0; s < N_SEQS; s++) { /* alone, in slot 0 */
-        const int32_t *prompt = ids + 7 * s;
-        CHECK(cuda_model_forward(gpu, 0, prompt, prompt_lens[s], false, NULL, &greedy, 0.0f,
-                                 &alone[s][0], err, sizeof err) == 0, "%s", err);
-        for (int t = 1; t < steps; t++)
-            CHECK(cuda_model_forward(gpu, 0, &alone[s][t - 1], 1, false, NULL, &greedy, 0.0f,
-                                     &alone[s][t], err, sizeof err) == 0, "%s", err);
-        cuda_model_release(gpu, 0);
+        decode_alone(gpu, &greedy, ids + 7 * s, prompt_lens[s], steps, false, alone[s]);
+        decode_alone(gpu, &greedy, ids + 7 * s, prompt_lens[s], steps, true, eager[s]);
+        CHECK(memcmp(alone[s], eager[s], (size_t)steps * sizeof(int32_t)) == 0,
+              "%s: sequence %d draws other ids from the decode graphs than launch by launch",
+              text, s);
     }
     int seqs[N_SEQS];
     float uniforms[N_SEQS] = {0};
